@@ -1,0 +1,66 @@
+/**
+ * onnxruntime-node sessions with an execution-provider choice that falls back visibly:
+ * `auto` tries CUDA, then WebGPU, then CPU, keeping the first that actually creates a session.
+ */
+import ort from 'onnxruntime-node';
+
+export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export const DEVICES: Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
+
+export interface SessionOptions {
+  device?: Device;
+  /** Intra-op threads (0 = ORT's default, one per core). */
+  threads?: number;
+  /** Busy-wait of idle ORT threads; off when another busy thread (data loading) shares the cores. */
+  spinning?: boolean;
+  /** Where fall-back messages go; stderr by default. */
+  log?: (line: string) => void;
+}
+
+export interface LoadedSession {
+  session: ort.InferenceSession;
+  provider: 'cpu' | 'cuda' | 'webgpu';
+}
+
+function backends(): Set<string> {
+  try {
+    return new Set(ort.listSupportedBackends().map((b) => b.name));
+  } catch {
+    return new Set(['cpu']);
+  }
+}
+
+export async function createSession(model: Uint8Array, o: SessionOptions = {}): Promise<LoadedSession> {
+  const device = o.device ?? 'cpu';
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const candidates: LoadedSession['provider'][] =
+    device === 'auto' ? ['cuda', 'webgpu', 'cpu'] : device === 'cpu' ? ['cpu'] : [device, 'cpu'];
+  const available = backends();
+  let lastError = '';
+  for (const provider of candidates) {
+    if (provider !== 'cpu' && !available.has(provider)) {
+      lastError = `${provider} is not in this onnxruntime-node build`;
+      if (device !== 'auto') log(`sslkit: execution provider '${provider}' unavailable (${lastError}); falling back to CPU`);
+      continue;
+    }
+    try {
+      const opts: ort.InferenceSession.SessionOptions = {
+        executionProviders: [provider],
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        enableCpuMemArena: true,
+      };
+      if (o.threads) opts.intraOpNumThreads = o.threads;
+      if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
+      const session = await ort.InferenceSession.create(model, opts);
+      if (provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);
+      if (device === 'auto') log(`sslkit: execution provider ${provider}`);
+      return { session, provider };
+    } catch (e) {
+      if (provider === 'cpu') throw e;
+      lastError = (e as Error).message.split('\n')[0];
+      log(`sslkit: execution provider '${provider}' failed to load (${lastError}); trying the next one`);
+    }
+  }
+  throw new Error(`no execution provider could run the model (${lastError})`);
+}
