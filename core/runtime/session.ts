@@ -51,6 +51,8 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
         enableCpuMemArena: true,
       };
       if (o.threads) opts.intraOpNumThreads = o.threads;
+      // SSLKIT_ORT_PROFILE=prefix writes onnxruntime's per-op profile (chrome-trace JSON).
+      if (process.env.SSLKIT_ORT_PROFILE) Object.assign(opts, { enableProfiling: true, profileFilePrefix: process.env.SSLKIT_ORT_PROFILE });
       if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
       const session = await ort.InferenceSession.create(model, opts);
       if (provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);

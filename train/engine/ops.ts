@@ -310,8 +310,11 @@ function resolveSlice(dims: number[], starts: number[], ends: number[], axes: nu
   return axes.map((ax, i) => {
     const axis = normAxis(ax, dims.length);
     const n = dims[axis];
-    const clampIdx = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
-    return { axis, start: clampIdx(starts[i]), end: clampIdx(ends[i]), step: steps[i] };
+    const step = steps[i];
+    // ONNX clamps to [0, n] for positive steps and to [−1, n−1] for negative ones.
+    const [lo, hi] = step > 0 ? [0, n] : [-1, n - 1];
+    const clampIdx = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, lo), hi);
+    return { axis, start: clampIdx(starts[i]), end: clampIdx(ends[i]), step };
   });
 }
 export function slice(x: T, starts: number[], ends: number[], axes: number[], steps?: number[]): T {
@@ -591,16 +594,36 @@ defineOp('Conv', {
     const p = attrs.pads as number[];
     const d = attrs.dilations as number[];
     const nd = k.length;
-    // dX: the transposed convolution of dy with the same weight, sized back to x exactly.
-    const outputPadding = x!.dims
-      .slice(2)
-      .map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
-    const dx = convTranspose(dy!, w!, { strides: s, pads: p, dilations: d, group: attrs.group as number, outputPadding });
+    const dx = convInputGrad(x!, y, dy!, w!, attrs);
     const dw = convWeightGrad(x!, dy!, w!.dims, { strides: s, pads: p, dilations: d, group: attrs.group as number });
     const db = b ? reduceSum(dy!, [0, ...Array.from({ length: nd }, (_, i) => i + 2)]) : null;
     return b ? [dx, dw, db] : [dx, dw];
   },
 });
+/**
+ * dX of a convolution. Stride 1, one group: a plain Conv of dy with the spatially flipped,
+ * channel-swapped weight and pads d(k−1)−p (ORT's Conv is much faster than its ConvTranspose);
+ * otherwise the transposed convolution with the same weight, sized back to x exactly.
+ */
+function convInputGrad(x: T, y: T, dy: T, w: T, attrs: Attrs): T {
+  const k = attrs.kernel_shape as number[];
+  const s = attrs.strides as number[];
+  const p = attrs.pads as number[];
+  const d = attrs.dilations as number[];
+  const nd = k.length;
+  const group = attrs.group as number;
+  if (group === 1 && nd === 2 && s.every((v) => v === 1)) {
+    const pads = [0, 1].map((i) => d[i] * (k[i] - 1) - p[i]).concat([0, 1].map((i) => d[i] * (k[i] - 1) - p[i + nd]));
+    if (pads.every((v) => v >= 0)) {
+      const rev = (n: number) => x.graph.int64s(Array.from({ length: n }, (_, i) => n - 1 - i));
+      const flipped = k[0] * k[1] === 1 ? w : gather(gather(w, rev(k[0]), 2), rev(k[1]), 3);
+      return conv(dy, transpose(flipped, [1, 0, 2, 3]), null, { pads, dilations: d });
+    }
+  }
+  const outputPadding = x.dims.slice(2).map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
+  return convTranspose(dy, w, { strides: s, pads: p, dilations: d, group, outputPadding });
+}
+
 export function conv(x: T, w: T, b: T | null, o: ConvOptions = {}): T {
   return x.graph.emit('Conv', b ? [x, w, b] : [x, w], convAttrs(o, w.dims.slice(2)))[0];
 }

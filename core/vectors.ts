@@ -1,0 +1,128 @@
+/** Vector maths on row-major Float32Array matrices, shared by evaluation, indexing and serving. */
+
+/** L2-normalises each row of an [n, d] matrix in place (zero rows stay zero). */
+export function normalizeRows(x: Float32Array, d: number): Float32Array {
+  for (let off = 0; off < x.length; off += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += x[off + j] * x[off + j];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let j = 0; j < d; j++) x[off + j] *= inv;
+  }
+  return x;
+}
+
+/**
+ * The k largest of `scores` (length n) as [index, score] pairs, best first, with a binary
+ * min-heap of size k: O(n log k).
+ */
+export function topK(scores: Float32Array, k: number): { index: Int32Array; score: Float32Array } {
+  k = Math.min(k, scores.length);
+  const hi = new Int32Array(k);
+  const hs = new Float32Array(k);
+  let size = 0;
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < size && hs[l] < hs[m]) m = l;
+      if (r < size && hs[r] < hs[m]) m = r;
+      if (m === i) return;
+      [hs[i], hs[m]] = [hs[m], hs[i]];
+      [hi[i], hi[m]] = [hi[m], hi[i]];
+      i = m;
+    }
+  };
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i];
+    if (size < k) {
+      let j = size++;
+      hs[j] = s;
+      hi[j] = i;
+      while (j > 0) {
+        const p = (j - 1) >> 1;
+        if (hs[p] <= hs[j]) break;
+        [hs[p], hs[j]] = [hs[j], hs[p]];
+        [hi[p], hi[j]] = [hi[j], hi[p]];
+        j = p;
+      }
+    } else if (s > hs[0]) {
+      hs[0] = s;
+      hi[0] = i;
+      siftDown(0);
+    }
+  }
+  // Pop in ascending order, fill from the back.
+  const index = new Int32Array(size);
+  const score = new Float32Array(size);
+  for (let n = size - 1; n >= 0; n--) {
+    index[n] = hi[0];
+    score[n] = hs[0];
+    size--;
+    hs[0] = hs[size];
+    hi[0] = hi[size];
+    siftDown(0);
+  }
+  return { index, score };
+}
+
+/** scores[j] = ⟨q, rows[j]⟩ for every row of an [m, d] matrix. */
+export function dotAll(q: Float32Array, qOff: number, rows: Float32Array, d: number, out: Float32Array): Float32Array {
+  const m = rows.length / d;
+  for (let j = 0; j < m; j++) {
+    let s = 0;
+    const off = j * d;
+    for (let t = 0; t < d; t++) s += q[qOff + t] * rows[off + t];
+    out[j] = s;
+  }
+  return out;
+}
+
+/**
+ * Weighted kNN classification on L2-normalised embeddings (the instance-discrimination protocol):
+ * each of the k nearest memory items votes for its label with weight exp(cos/T).
+ * Returns the top-1 accuracy over the queries.
+ */
+export function knnAccuracy(
+  memory: Float32Array,
+  memLabels: Int32Array,
+  queries: Float32Array,
+  qLabels: Int32Array,
+  d: number,
+  o: { k: number; temperature: number; classes: number },
+): number {
+  const m = memory.length / d;
+  const q = queries.length / d;
+  const scores = new Float32Array(m);
+  const votes = new Float64Array(o.classes);
+  let correct = 0;
+  for (let i = 0; i < q; i++) {
+    dotAll(queries, i * d, memory, d, scores);
+    const nn = topK(scores, o.k);
+    votes.fill(0);
+    for (let j = 0; j < nn.index.length; j++) votes[memLabels[nn.index[j]]] += Math.exp(nn.score[j] / o.temperature);
+    let best = 0;
+    for (let c = 1; c < o.classes; c++) if (votes[c] > votes[best]) best = c;
+    if (best === qLabels[i]) correct++;
+  }
+  return correct / q;
+}
+
+/** Mean over dimensions of the per-dimension std of L2-normalised rows (≈1/√d healthy, → 0 collapsed). */
+export function collapseStd(x: Float32Array, d: number): number {
+  const n = x.length / d;
+  const z = normalizeRows(Float32Array.from(x), d);
+  let total = 0;
+  for (let j = 0; j < d; j++) {
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = z[i * d + j];
+      s += v;
+      s2 += v * v;
+    }
+    const mean = s / n;
+    total += Math.sqrt(Math.max(s2 / n - mean * mean, 0));
+  }
+  return total / d;
+}

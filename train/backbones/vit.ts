@@ -1,0 +1,48 @@
+/**
+ * `vit`: a tiny Vision Transformer for 28-32 px images: 4×4 patches, a CLS token, learned position
+ * embeddings, pre-norm blocks (LayerNorm, multi-head self-attention, GELU MLP). The embedding is
+ * the final CLS token; the CLS token's self-attention in the last block is exposed per head
+ * (DINO's attention maps).
+ */
+import { init, layerNorm, linear, selfAttention, type Ctx } from '../engine/nn.js';
+import * as o from '../engine/ops.js';
+import type { Tensor } from '../engine/graph.js';
+import type { Backbone, BackboneOptions } from './types.js';
+
+export function vit(opts: BackboneOptions & { patch?: number; depth?: number; heads?: number } = {}): Backbone {
+  const dim = Math.round(128 * (opts.width ?? 1));
+  const depth = opts.depth ?? 4;
+  const heads = opts.heads ?? 4;
+  const patch = opts.patch ?? 4;
+  return {
+    name: 'vit',
+    dim,
+    build(ctx: Ctx, x: Tensor) {
+      const [N, C, H, W] = x.dims;
+      if (H % patch || W % patch) throw new RangeError(`vit: image ${H}×${W} is not a multiple of the patch size ${patch}`);
+      const P = (H / patch) * (W / patch);
+      // Patch embedding as a strided convolution, then [N, P, D].
+      const w = ctx.param('patch.weight', [dim, C, patch, patch], init.truncNormal(0.02));
+      const b = ctx.param('patch.bias', [dim], init.constant(0), 'bias');
+      const tokens = o.transpose(o.reshape(o.conv(x, w, b, { strides: [patch, patch] }), [N, dim, P]), [0, 2, 1]);
+      const cls = ctx.param('cls_token', [1, 1, dim], init.truncNormal(0.02), 'norm');
+      const pos = ctx.param('pos_embed', [1, P + 1, dim], init.truncNormal(0.02), 'norm');
+      let h = o.add(o.concat([o.expand(cls, [N, 1, dim]), tokens], 1), pos);
+      let lastAttn: Tensor | undefined;
+      for (let i = 0; i < depth; i++) {
+        ctx.within(`block${i}`, () => {
+          const a = selfAttention(ctx, 'attn', layerNorm(ctx, 'norm1', h), heads);
+          lastAttn = a.attn;
+          h = o.add(h, a.y);
+          const m = linear(ctx, 'mlp.fc2', o.gelu(linear(ctx, 'mlp.fc1', layerNorm(ctx, 'norm2', h), 2 * dim)), dim);
+          h = o.add(h, m);
+        });
+      }
+      h = layerNorm(ctx, 'norm', h);
+      const features = o.reshape(o.slice(h, [0], [1], [1]), [N, dim]);
+      // CLS row of the last attention, without the CLS column: [N, heads, P].
+      const clsAttention = o.reshape(o.slice(lastAttn!, [0, 1], [1, P + 1], [2, 3]), [N, heads, P]);
+      return { features, clsAttention };
+    },
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * Chooses the conv weight-gradient formulation per layer shape by measuring each candidate on
+ * this machine (ENGINE-NOTES: the best one depends on the shape). Results are cached in the user
+ * cache, keyed by shape and thread count, so each shape is measured once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Graph } from './graph.js';
+import { Program } from './program.js';
+import { CONV_GRAD_PLANS, convGradKey, convGradPlans, convGradShapesSeen, convWeightGrad, planApplies, type ConvGradPlan, type ConvGradShape } from './conv-grad.js';
+import { cacheDir } from '../data/datasets.js';
+import { writeFileAtomic } from '../../core/image-set.js';
+
+const cacheFile = () => path.join(cacheDir(), 'conv-grad-plans.json');
+
+function readCache(): Record<string, ConvGradPlan> {
+  try {
+    return JSON.parse(fs.readFileSync(cacheFile(), 'utf8')) as Record<string, ConvGradPlan>;
+  } catch {
+    return {};
+  }
+}
+
+/** Median time of `runs` runs of one plan on random data, in ms. */
+export async function timePlan(s: ConvGradShape, plan: ConvGradPlan, threads: number, runs = 5): Promise<number> {
+  const g = new Graph('train');
+  const x = g.input('x', s.x);
+  const dy = g.input('dy', s.dy);
+  g.output(convWeightGrad(x, dy, s.w, { strides: s.strides, pads: s.pads, dilations: s.dilations, group: 1 }, plan), 'dw');
+  const prog = await Program.compile(g, { threads });
+  const feeds = {
+    x: Float32Array.from({ length: s.x.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)),
+    dy: Float32Array.from({ length: s.dy.reduce((a, b) => a * b, 1) }, (_, i) => Math.cos(i)),
+  };
+  await prog.run(feeds); // grows the arena
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await prog.run(feeds);
+    times.push(performance.now() - t);
+  }
+  await prog.release();
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
+}
+
+/**
+ * Measures every shape the builder met that has no plan yet; returns true when a plan changed
+ * (the caller rebuilds its graph).
+ */
+export async function tuneConvGrads(o: { threads: number; log?: (l: string) => void }): Promise<boolean> {
+  const cache = readCache();
+  let changed = false;
+  let measured = 0;
+  for (const [key, shape] of convGradShapesSeen) {
+    const ck = `${key}_t${o.threads}`;
+    let plan: ConvGradPlan = cache[ck];
+    if (!plan) {
+      const candidates = CONV_GRAD_PLANS.filter((p) => planApplies(p, shape));
+      // One at a time: concurrent runs would measure each other.
+      let best = Infinity;
+      for (const p of candidates) {
+        const t = await timePlan(shape, p, o.threads);
+        if (t < best) [best, plan] = [t, p];
+      }
+      cache[ck] = plan!;
+      measured++;
+    }
+    if (convGradPlans.get(convGradKey(shape)) !== plan) {
+      convGradPlans.set(convGradKey(shape), plan);
+      changed = true;
+    }
+  }
+  if (measured) {
+    o.log?.(`conv weight gradients: measured ${measured} layer shape(s), plans cached in ${cacheFile()}`);
+    try {
+      writeFileAtomic(cacheFile(), [JSON.stringify(cache, null, 1)]);
+    } catch {
+      // an unwritable cache only means measuring again next time
+    }
+  }
+  return changed;
+}
+
+/** Data for the conv-grad benchmark: the candidates' times on one shape. */
+export async function comparePlans(s: ConvGradShape, threads: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const p of CONV_GRAD_PLANS) if (planApplies(p, s)) out[p] = await timePlan(s, p, threads);
+  return out;
+}

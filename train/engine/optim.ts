@@ -1,0 +1,114 @@
+/**
+ * Optimiser updates as graph nodes, fused into the training step: SGD (momentum, Nesterov),
+ * AdamW and LARS. Biases and normalisation parameters get no weight decay and no LARS adaptation.
+ * State tensors are graph inputs `opt.<slot>.<param>` whose new values are outputs; the learning
+ * rate (and Adam's bias corrections) are scalar inputs fed each step, so one graph serves the
+ * whole schedule.
+ */
+import type { Graph, Param, Tensor } from './graph.js';
+import * as o from './ops.js';
+
+export interface OptimizerConfig {
+  name: 'sgd' | 'adamw' | 'lars';
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** LARS trust coefficient η. */
+  trustCoefficient: number;
+  /** Clip the global gradient norm to this value (0 = off). */
+  clipGradNorm: number;
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerConfig = {
+  name: 'adamw',
+  momentum: 0.9,
+  nesterov: false,
+  weightDecay: 1e-6,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  trustCoefficient: 0.001,
+  clipGradNorm: 0,
+};
+
+export interface UpdateGraph {
+  /** New value of each parameter, by name. */
+  params: Map<string, Tensor>;
+  /** Optimiser state: input tensor and its new value, by state name. */
+  state: Map<string, { input: Tensor; next: Tensor }>;
+  /** The global gradient norm before clipping (a metric). */
+  gradNorm: Tensor;
+}
+
+/** Slots per optimiser, in the order they are created. */
+export const STATE_SLOTS: Record<OptimizerConfig['name'], string[]> = { sgd: ['v'], adamw: ['m', 'v'], lars: ['v'] };
+
+export function buildUpdate(g: Graph, params: [string, Param][], grads: Tensor[], cfg: OptimizerConfig): UpdateGraph {
+  const lr = g.input('lr', []);
+  const gradNorm = o.sqrt(grads.map((d) => o.reduceSumSquare(d)).reduce((a, b) => o.add(a, b)));
+  let scale: Tensor | null = null;
+  if (cfg.clipGradNorm > 0) scale = o.minimum(o.div(cfg.clipGradNorm, o.add(gradNorm, 1e-6)), 1);
+  const bc1 = cfg.name === 'adamw' ? g.input('adam_bc1', []) : null;
+  const bc2 = cfg.name === 'adamw' ? g.input('adam_bc2', []) : null;
+  const out: UpdateGraph = { params: new Map(), state: new Map(), gradNorm };
+  params.forEach(([name, prm], i) => {
+    const p = prm.tensor;
+    let d = scale ? o.mul(grads[i], scale) : grads[i];
+    const decay = prm.role === 'weight' && cfg.weightDecay > 0;
+    const slot = (s: string) => g.input(`opt.${s}.${name}`, p.dims);
+    let next: Tensor;
+    if (cfg.name === 'adamw') {
+      const m = slot('m');
+      const v = slot('v');
+      const m2 = o.add(o.mul(m, cfg.beta1), o.mul(d, 1 - cfg.beta1));
+      const v2 = o.add(o.mul(v, cfg.beta2), o.mul(o.mul(d, d), 1 - cfg.beta2));
+      const step = o.div(o.div(m2, bc1!), o.add(o.sqrt(o.div(v2, bc2!)), cfg.eps));
+      const decayed = decay ? o.sub(p, o.mul(p, o.mul(lr, cfg.weightDecay))) : p;
+      next = o.sub(decayed, o.mul(step, lr));
+      out.state.set(m.name, { input: m, next: m2 });
+      out.state.set(v.name, { input: v, next: v2 });
+    } else {
+      if (decay) d = o.add(d, o.mul(p, cfg.weightDecay));
+      if (cfg.name === 'lars' && decay) {
+        // trust = η‖p‖ / ‖g + wd·p‖, 1 where either norm is zero.
+        const pn = o.reduceL2(p);
+        const gn = o.reduceL2(d);
+        const ratio = o.div(o.mul(pn, cfg.trustCoefficient), o.maximum(gn, 1e-12));
+        const ok = o.cast(o.greater(o.mul(pn, gn), 0), 'float32');
+        d = o.mul(d, o.add(o.mul(ratio, ok), o.sub(1, ok)));
+      }
+      const v = slot('v');
+      const v2 = o.add(o.mul(v, cfg.momentum), d);
+      const dir = cfg.nesterov ? o.add(d, o.mul(v2, cfg.momentum)) : v2;
+      next = o.sub(p, o.mul(dir, lr));
+      out.state.set(v.name, { input: v, next: v2 });
+    }
+    out.params.set(name, next);
+  });
+  return out;
+}
+
+export interface ScheduleConfig {
+  /** Peak learning rate. */
+  lr: number;
+  warmupSteps: number;
+  totalSteps: number;
+  /** Final learning rate as a fraction of the peak. */
+  minLrRatio: number;
+}
+
+/** Linear warm-up to the peak, then cosine decay to minLrRatio·peak. */
+export function learningRate(step: number, s: ScheduleConfig): number {
+  if (step < s.warmupSteps) return (s.lr * (step + 1)) / s.warmupSteps;
+  const t = Math.min(1, (step - s.warmupSteps) / Math.max(1, s.totalSteps - s.warmupSteps));
+  const min = s.lr * s.minLrRatio;
+  return min + 0.5 * (s.lr - min) * (1 + Math.cos(Math.PI * t));
+}
+
+/** EMA teacher momentum on a cosine schedule from `base` to 1 (BYOL, DINO). */
+export function teacherMomentum(step: number, totalSteps: number, base: number): number {
+  return 1 - (1 - base) * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / Math.max(1, totalSteps)));
+}

@@ -1,0 +1,25 @@
+/** The method registry: `sslkit train --method NAME`. One file per method. */
+import { simclr } from './simclr.js';
+import type { Method } from './types.js';
+import { UserError } from '../../core/errors.js';
+
+export const METHODS: Record<string, Method> = { simclr };
+
+export function getMethod(name: string): Method {
+  const m = METHODS[name];
+  if (!m) throw new UserError(`unknown method '${name}' (available: ${Object.keys(METHODS).join(', ')})`);
+  return m;
+}
+
+/** Resolves `key=value` overrides against a method's parameters, rejecting unknown keys. */
+export function resolveHyperParams(m: Method, overrides: Record<string, number>): Record<string, number> {
+  const hp: Record<string, number> = {};
+  for (const [k, p] of Object.entries(m.params)) hp[k] = p.default;
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!(k in m.params)) throw new UserError(`method '${m.name}' has no parameter '${k}' (it has: ${Object.keys(m.params).join(', ')})`);
+    if (!Number.isFinite(v)) throw new UserError(`parameter '${k}' must be a number, got '${v}'`);
+    hp[k] = v;
+  }
+  return hp;
+}
+export type { Method } from './types.js';
