@@ -1,18 +1,26 @@
 /** The sslkit command line: one sub-command per part, each with --help. */
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../core/errors.js';
+import { dataCommand } from './data.js';
+import { methodsCommand, trainCommand } from './train.js';
+import { quickstartCommand } from './quickstart.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
     .description('Train self-supervised image encoders as ONNX graphs, export them and serve them.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
+  program.addCommand(dataCommand());
+  program.addCommand(trainCommand());
+  program.addCommand(methodsCommand());
+  program.addCommand(quickstartCommand());
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -67,7 +67,16 @@ export function loadImageSet(file: string): ImageSet {
     labels = new Int32Array(header.n);
     new Uint8Array(labels.buffer).set(buf.subarray(start + np, start + np + header.n * 4));
   }
-  return { n: header.n, c: header.c, h: header.h, w: header.w, pixels, labels, classes: header.classes, sources: header.sources ?? undefined };
+  return {
+    n: header.n,
+    c: header.c,
+    h: header.h,
+    w: header.w,
+    pixels,
+    labels,
+    classes: header.classes,
+    sources: header.sources ?? undefined,
+  };
 }
 
 /** A subset of an image set by indices (copies the pixels). */

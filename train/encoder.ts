@@ -18,7 +18,11 @@ export interface EncoderSpec {
 }
 
 /** Builds the eval-mode encoder graph for a batch of `batch` images (a number, or 'N' for dynamic). */
-export function buildEncoderGraph(spec: EncoderSpec, values: Map<string, Float32Array>, batch: number | string): { g: Graph; features: string } {
+export function buildEncoderGraph(
+  spec: EncoderSpec,
+  values: Map<string, Float32Array>,
+  batch: number | string,
+): { g: Graph; features: string } {
   const g = new Graph('infer');
   const ctx = new Ctx(g, { training: false, values });
   const x = g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]);
@@ -29,6 +33,53 @@ export function buildEncoderGraph(spec: EncoderSpec, values: Map<string, Float32
   return { g, features: features.name };
 }
 
+/**
+ * "Precise BN": re-estimates every BatchNorm's running statistics with the current weights on
+ * un-augmented training images (the distribution the encoder embeds at inference). The EMA kept
+ * during training lags behind fast-moving weights, most of all in short runs.
+ */
+export async function recalibrateBatchNorm(
+  spec: EncoderSpec,
+  values: Map<string, Float32Array>,
+  images: Float32Array,
+  n: number,
+  o: { batch?: number; device?: Device; threads?: number } = {},
+): Promise<Map<string, Float32Array>> {
+  const batch = Math.min(o.batch ?? 256, n);
+  const g = new Graph('infer');
+  const ctx = new Ctx(g, { training: true, values, bnMomentum: 1 });
+  makeBackbone(spec.backbone, { width: spec.widthMult }).build(
+    ctx,
+    g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]),
+  );
+  const names = [...ctx.bufferUpdates.keys()];
+  if (names.length === 0) return values;
+  for (const [name, t] of ctx.bufferUpdates) g.output(t, `stat.${name}`);
+  const prog = await Program.compile(g, { device: o.device, threads: o.threads });
+  const per = spec.channels * spec.height * spec.width;
+  const sums = new Map(names.map((nm) => [nm, new Float64Array(values.get(nm)!.length)]));
+  let batches = 0;
+  try {
+    for (let s = 0; s + batch <= n; s += batch, batches++) {
+      const r = await prog.run({ pixel_values: images.subarray(s * per, (s + batch) * per) });
+      for (const nm of names) {
+        const acc = sums.get(nm)!;
+        const v = r[`stat.${nm}`] as Float32Array;
+        for (let i = 0; i < acc.length; i++) acc[i] += v[i];
+      }
+    }
+  } finally {
+    await prog.release();
+  }
+  const out = new Map(values);
+  for (const nm of names)
+    out.set(
+      nm,
+      Float32Array.from(sums.get(nm)!, (v) => v / batches),
+    );
+  return out;
+}
+
 export class Embedder {
   private constructor(
     private readonly prog: Program,
@@ -37,7 +88,11 @@ export class Embedder {
     private readonly per: number,
   ) {}
 
-  static async create(spec: EncoderSpec, values: Map<string, Float32Array>, o: { batch?: number; device?: Device; threads?: number } = {}): Promise<Embedder> {
+  static async create(
+    spec: EncoderSpec,
+    values: Map<string, Float32Array>,
+    o: { batch?: number; device?: Device; threads?: number } = {},
+  ): Promise<Embedder> {
     const batch = o.batch ?? 256;
     const { g } = buildEncoderGraph(spec, values, batch);
     const dim = g.outputs[0].shape[1] as number;

@@ -26,7 +26,7 @@ import { loadDataset } from './data/datasets.js';
 import { ViewLoader } from './augment/loader.js';
 import { AUGMENT_PRESETS, presetViews, type AugmentConfig } from './augment/presets.js';
 import { channelStats, makePlainBatch } from './augment/views.js';
-import { Embedder, type EncoderSpec } from './encoder.js';
+import { Embedder, recalibrateBatchNorm, type EncoderSpec } from './encoder.js';
 import { loadCheckpoint, saveCheckpoint, type Position } from './checkpoint.js';
 
 export const TrainConfigSchema = z.object({
@@ -47,6 +47,8 @@ export const TrainConfigSchema = z.object({
   warmupEpochs: z.number().min(0).default(1),
   clipGradNorm: z.number().min(0).default(0),
   augment: z.enum(AUGMENT_PRESETS as [string, ...string[]]).optional(),
+  /** Smallest random-resized-crop area fraction. */
+  cropMinScale: z.number().gt(0).max(1).default(0.2),
   /** Hyper-parameters of the method (`--set key=value`). */
   hp: z.record(z.string(), z.number()).default({}),
   /** Train on the first N images only (quick runs and tests). */
@@ -133,7 +135,10 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
     const backbone = makeBackbone(cfg.backbone, { width: cfg.width });
     const { loss, monitor } = method.build(ctx, backbone, views, r.hp);
     const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
-    const grads = grad(loss, trainable.map(([, p]) => p.tensor));
+    const grads = grad(
+      loss,
+      trainable.map(([, p]) => p.tensor),
+    );
     const upd = buildUpdate(g, trainable, grads, r.optimizer);
     g.output(loss, 'loss');
     g.output(upd.gradNorm, 'grad_norm');
@@ -163,23 +168,46 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
   }
   const t0 = Date.now();
   const prog = await Program.compile(built.g, { device: cfg.device as never, threads: cfg.threads, spinning: cfg.workers === 0 });
-  log(`step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`);
+  log(
+    `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`,
+  );
   return { prog, trainable: built.trainable, stateShapes: built.stateShapes, initial: built.initial };
 }
 
 export function encoderSpec(cfg: ResolvedConfig): EncoderSpec {
-  return { backbone: cfg.backbone, widthMult: cfg.width, channels: cfg.resolved.channels, height: cfg.resolved.imageSize, width: cfg.resolved.imageSize };
+  return {
+    backbone: cfg.backbone,
+    widthMult: cfg.width,
+    channels: cfg.resolved.channels,
+    height: cfg.resolved.imageSize,
+    width: cfg.resolved.imageSize,
+  };
 }
 
 /** kNN top-1 of the encoder on held-out images (k = 200, weights exp(cos/0.1)). */
-async function knnCheck(cfg: ResolvedConfig, values: Map<string, Float32Array>, mem: ImageSet, queries: ImageSet): Promise<{ top1: number; collapse: number }> {
+async function knnCheck(
+  cfg: ResolvedConfig,
+  values: Map<string, Float32Array>,
+  mem: ImageSet,
+  queries: ImageSet,
+): Promise<{ top1: number; collapse: number }> {
   const emb = await Embedder.create(encoderSpec(cfg), values, { batch: 256, device: cfg.device as never, threads: cfg.threads });
   try {
     const { mean, std } = cfg.resolved.augment;
-    const all = (s: ImageSet) => makePlainBatch(s, Int32Array.from({ length: s.n }, (_, i) => i), mean, std);
+    const all = (s: ImageSet) =>
+      makePlainBatch(
+        s,
+        Int32Array.from({ length: s.n }, (_, i) => i),
+        mean,
+        std,
+      );
     const m = normalizeRows(await emb.embed(all(mem), mem.n), emb.dim);
     const q = normalizeRows(await emb.embed(all(queries), queries.n), emb.dim);
-    const top1 = knnAccuracy(m, mem.labels!, q, queries.labels!, emb.dim, { k: Math.min(200, mem.n), temperature: 0.1, classes: cfg.resolved.classes.length });
+    const top1 = knnAccuracy(m, mem.labels!, q, queries.labels!, emb.dim, {
+      k: Math.min(200, mem.n),
+      temperature: 0.1,
+      classes: cfg.resolved.classes.length,
+    });
     return { top1, collapse: collapseStd(q, emb.dim) };
   } finally {
     await emb.release();
@@ -201,7 +229,11 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const dataLog = (l: string) => log(`warning: ${l}`);
   let cfg: ResolvedConfig;
   let trainSet = await loadDataset(input.data, 'train', { dataDir: input.dataDir, log: dataLog });
-  if (input.limit) trainSet = subset(trainSet, Int32Array.from({ length: Math.min(input.limit, trainSet.n) }, (_, i) => i));
+  if (input.limit)
+    trainSet = subset(
+      trainSet,
+      Int32Array.from({ length: Math.min(input.limit, trainSet.n) }, (_, i) => i),
+    );
   if (trainSet.h !== trainSet.w) throw new UserError(`${input.data}: images are ${trainSet.h}×${trainSet.w}; square images are expected`);
   const method = getMethod(input.method);
   const runDir = path.resolve(input.out);
@@ -217,13 +249,23 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     const stepsPerEpoch = Math.floor(trainSet.n / input.batchSize);
     if (stepsPerEpoch < 1) throw new UserError(`batch size ${input.batchSize} is larger than the ${trainSet.n} training images`);
     const stats = channelStats(trainSet);
-    const augment: AugmentConfig = { views: presetViews((input.augment ?? method.augment) as never, trainSet.h, method.views), ...stats };
+    const augment: AugmentConfig = {
+      views: presetViews((input.augment ?? method.augment) as never, trainSet.h, method.views, { minScale: input.cropMinScale }),
+      ...stats,
+    };
     const backbone = makeBackbone(input.backbone, { width: input.width });
     cfg = {
       ...input,
       resolved: {
         lr,
-        optimizer: { ...DEFAULT_OPTIMIZER, name: optName, momentum: input.momentum, nesterov: input.nesterov, weightDecay: input.weightDecay ?? method.optimizer.weightDecay, clipGradNorm: input.clipGradNorm },
+        optimizer: {
+          ...DEFAULT_OPTIMIZER,
+          name: optName,
+          momentum: input.momentum,
+          nesterov: input.nesterov,
+          weightDecay: input.weightDecay ?? method.optimizer.weightDecay,
+          clipGradNorm: input.clipGradNorm,
+        },
         hp,
         augment,
         channels: trainSet.c,
@@ -240,7 +282,8 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     fs.writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   }
   const r = cfg.resolved;
-  if (trainSet.c !== r.channels || trainSet.h !== r.imageSize) throw new UserError(`${cfg.data}: images are ${trainSet.c}×${trainSet.h}², the run was trained on ${r.channels}×${r.imageSize}²`);
+  if (trainSet.c !== r.channels || trainSet.h !== r.imageSize)
+    throw new UserError(`${cfg.data}: images are ${trainSet.c}×${trainSet.h}², the run was trained on ${r.channels}×${r.imageSize}²`);
 
   const step = await buildStep(cfg, log);
   const state = new Map(step.initial);
@@ -250,7 +293,8 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     for (const [name, shape] of step.stateShapes) {
       const t = ck.tensors.get(name);
       if (!t) throw new UserError(`${resumeFrom}: checkpoint lacks '${name}' (a different method or backbone?)`);
-      if (t.data.length !== shape.reduce((a, b) => a * b, 1)) throw new UserError(`${resumeFrom}: checkpoint tensor '${name}' has the wrong size`);
+      if (t.data.length !== shape.reduce((a, b) => a * b, 1))
+        throw new UserError(`${resumeFrom}: checkpoint tensor '${name}' has the wrong size`);
       state.set(name, t.data);
     }
     pos = ck.position;
@@ -270,11 +314,26 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const writeMetric = (m: Record<string, unknown>) => fs.appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
   const params = () => new Map([...state].filter(([n]) => !n.startsWith('opt.')));
+  // Un-augmented training images for the end-of-epoch BatchNorm re-estimation.
+  const bnImages = strided(trainSet, Math.min(2048, trainSet.n));
+  const bnSample = {
+    images: makePlainBatch(
+      bnImages,
+      Int32Array.from({ length: bnImages.n }, (_, i) => i),
+      r.augment.mean,
+      r.augment.std,
+    ),
+    n: bnImages.n,
+  };
+  const recalibrate = () =>
+    recalibrateBatchNorm(encoderSpec(cfg), params(), bnSample.images, bnSample.n, { device: cfg.device as never, threads: cfg.threads });
+
   let initialKnn: number | null = null;
   if (knnSets && pos.step === 0) {
-    const k = await knnCheck(cfg, params(), knnSets.mem, knnSets.queries);
+    // The baseline gets the same BN re-estimation as every later check, so the comparison is fair.
+    const k = await knnCheck(cfg, await recalibrate(), knnSets.mem, knnSets.queries);
     initialKnn = k.top1;
-    writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, collapse_std: k.collapse });
+    writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, feature_std: k.collapse });
     log(`random init: kNN top-1 ${(100 * k.top1).toFixed(2)}%`);
   }
 
@@ -292,9 +351,11 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   let stopped: TrainResult['stopped'] = 'done';
   let runSteps = 0;
   let finalLoss = NaN;
+  let monitorDim = 1;
   try {
     outer: while (pos.epoch < cfg.epochs) {
       const epochLosses: number[] = [];
+      const epochCollapse: number[] = [];
       const tEpoch = Date.now();
       for await (const batch of loader.epoch(pos.epoch, pos.batch)) {
         const t0 = performance.now();
@@ -308,10 +369,14 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         }
         const out = await step.prog.run(feeds);
         const loss = (out.loss as Float32Array)[0];
-        if (!Number.isFinite(loss)) {
+        // A finite loss can still come with overflowed weights; commit only a wholly finite state.
+        const bad = !Number.isFinite(loss)
+          ? 'loss'
+          : [...step.stateShapes.keys()].find((n) => !allFinite(out[`next.${n}`] as Float32Array));
+        if (bad) {
           save(); // the state from before this step: the last good one
           throw new TrainingDiverged(
-            `loss became ${loss} at step ${pos.step + 1} (epoch ${pos.epoch + 1}); stopped and kept the last good checkpoint in ${runDir}. Try a lower --lr (now ${r.lr}) or --clip-grad-norm`,
+            `${bad === 'loss' ? `loss became ${loss}` : `parameter '${bad}' became non-finite (loss ${loss})`} at step ${pos.step + 1} (epoch ${pos.epoch + 1}); stopped and kept the last good checkpoint in ${runDir}. Try a lower --lr (now ${r.lr}) or --clip-grad-norm`,
           );
         }
         for (const name of step.stateShapes.keys()) state.set(name, out[`next.${name}`] as Float32Array);
@@ -322,9 +387,22 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         finalLoss = loss;
         lossHistory.push(loss);
         epochLosses.push(loss);
-        const metric: Record<string, unknown> = { type: 'step', step: pos.step, epoch: pos.epoch + 1, loss, lr, grad_norm: (out.grad_norm as Float32Array)[0], img_s: +imgPerSec.toFixed(1) };
-        // The collapse monitor on the training embeddings, every 10 steps (cheap: B×d in JS).
-        if (pos.step % 10 === 1) metric.collapse_std = collapseStd(out.monitor as Float32Array, (out.monitor as Float32Array).length / (cfg.batchSize * batch.views.length));
+        const metric: Record<string, unknown> = {
+          type: 'step',
+          step: pos.step,
+          epoch: pos.epoch + 1,
+          loss,
+          lr,
+          grad_norm: (out.grad_norm as Float32Array)[0],
+          img_s: +imgPerSec.toFixed(1),
+        };
+        // The collapse monitor on the method's embeddings (projector output), every 10 steps.
+        if (pos.step % 10 === 1) {
+          const mon = out.monitor as Float32Array;
+          monitorDim = mon.length / (cfg.batchSize * batch.views.length);
+          metric.collapse_std = collapseStd(mon, monitorDim);
+          epochCollapse.push(metric.collapse_std as number);
+        }
         writeMetric(metric);
         hooks.onStep?.({ step: pos.step, totalSteps: r.totalSteps, epoch: pos.epoch + 1, loss, imgPerSec, lr });
         if (pos.step % cfg.checkpointEvery === 0) save();
@@ -337,20 +415,35 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
           break outer;
         }
       }
-      // End of epoch: kNN check, collapse monitor, checkpoint.
-      const m: Record<string, unknown> = { type: 'epoch', epoch: pos.epoch + 1, step: pos.step, loss_mean: mean(epochLosses), time_s: (Date.now() - tEpoch) / 1000 };
+      // End of epoch: precise BN statistics, kNN check, collapse monitor, checkpoint.
+      for (const [name, v] of await recalibrate()) state.set(name, v);
+      const m: Record<string, unknown> = {
+        type: 'epoch',
+        epoch: pos.epoch + 1,
+        step: pos.step,
+        loss_mean: mean(epochLosses),
+        time_s: (Date.now() - tEpoch) / 1000,
+      };
+      if (epochCollapse.length) {
+        // Healthy ≈ 1/√d; a fall towards 0 means every image maps to nearly the same point.
+        m.collapse_std = mean(epochCollapse);
+        const healthy = 1 / Math.sqrt(monitorDim);
+        if ((m.collapse_std as number) < 0.2 * healthy)
+          log(
+            `warning: embeddings are collapsing (mean per-dimension std ${(m.collapse_std as number).toExponential(2)}, healthy ≈ ${healthy.toFixed(3)})`,
+          );
+      }
       if (knnSets) {
         const k = await knnCheck(cfg, params(), knnSets.mem, knnSets.queries);
         lastKnn = k.top1;
         m.knn_top1 = k.top1;
-        m.collapse_std = k.collapse;
-        const healthy = 1 / Math.sqrt(r.embeddingDim);
-        if (k.collapse < 0.1 * healthy)
-          log(`warning: embeddings are collapsing (mean per-dimension std ${k.collapse.toExponential(2)}, healthy ≈ ${healthy.toFixed(3)})`);
+        // The same statistic on backbone features of test images (post-ReLU, so lower than 1/√d).
+        m.feature_std = k.collapse;
       }
       writeMetric(m);
       log(
-        `epoch ${pos.epoch + 1}/${cfg.epochs}: loss ${mean(epochLosses).toFixed(4)}` + (m.knn_top1 !== undefined ? `, kNN top-1 ${(100 * (m.knn_top1 as number)).toFixed(2)}%` : ''),
+        `epoch ${pos.epoch + 1}/${cfg.epochs}: loss ${mean(epochLosses).toFixed(4)}` +
+          (m.knn_top1 !== undefined ? `, kNN top-1 ${(100 * (m.knn_top1 as number)).toFixed(2)}%` : ''),
       );
       pos = { step: pos.step, epoch: pos.epoch + 1, batch: 0 };
       save();
@@ -361,9 +454,16 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   }
   if (stopped !== 'done') {
     save();
-    log(`${stopped === 'interrupted' ? 'interrupted' : 'stopped'} at step ${pos.step}; checkpoint written, continue with --resume ${runDir}`);
+    log(
+      `${stopped === 'interrupted' ? 'interrupted' : 'stopped'} at step ${pos.step}; checkpoint written, continue with --resume ${runDir}`,
+    );
   }
   return { runDir, position: pos, finalLoss, knnTop1: lastKnn, initialKnnTop1: initialKnn, stopped, lossHistory };
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);

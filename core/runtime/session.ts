@@ -2,6 +2,9 @@
  * onnxruntime-node sessions with an execution-provider choice that falls back visibly:
  * `auto` tries CUDA, then WebGPU, then CPU, keeping the first that actually creates a session.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -22,13 +25,32 @@ export interface LoadedSession {
   provider: 'cpu' | 'cuda' | 'webgpu';
 }
 
+/** Providers this onnxruntime-node build could load: CUDA only where its provider library is installed. */
 function backends(): Set<string> {
+  let names: string[];
   try {
-    return new Set(ort.listSupportedBackends().map((b) => b.name));
+    names = ort.listSupportedBackends().map((b) => b.name);
   } catch {
-    return new Set(['cpu']);
+    names = ['cpu'];
   }
+  const set = new Set(names);
+  try {
+    const binDir = path.join(
+      path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')),
+      'bin',
+      'napi-v6',
+      process.platform,
+      process.arch,
+    );
+    if (!fs.existsSync(path.join(binDir, 'libonnxruntime_providers_cuda.so'))) set.delete('cuda');
+  } catch {
+    set.delete('cuda');
+  }
+  return set;
 }
+
+/** What `auto` settled on in this process, so later sessions neither probe nor log again. */
+let autoChoice: LoadedSession['provider'] | null = null;
 
 export async function createSession(model: Uint8Array, o: SessionOptions = {}): Promise<LoadedSession> {
   const device = o.device ?? 'cpu';
@@ -47,7 +69,7 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       const opts: ort.InferenceSession.SessionOptions = {
         executionProviders: [provider],
         interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: (process.env.SSLKIT_ORT_OPT as 'all') ?? 'all',
         enableCpuMemArena: true,
       };
       if (o.threads) opts.intraOpNumThreads = o.threads;
@@ -56,7 +78,9 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
       const session = await ort.InferenceSession.create(model, opts);
       if (provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);
-      if (device === 'auto') log(`sslkit: execution provider ${provider}`);
+      if (device === 'auto' && !autoChoice)
+        log(`sslkit: execution provider ${provider}${provider === 'cpu' ? ' (no CUDA or WebGPU provider could be loaded)' : ''}`);
+      if (device === 'auto') autoChoice = provider;
       return { session, provider };
     } catch (e) {
       if (provider === 'cpu') throw e;

@@ -43,6 +43,12 @@ export async function checkGradient(c: GradCase, seed = 1): Promise<GradReport> 
     values[name] = Float32Array.from({ length: n }, (_, i) => (c.sample ? c.sample(rng, name, i) : rng.normal()));
   }
   const y = c.f(xs);
+  // Layers built with a Ctx add their parameters as graph inputs: feed their initial values, and
+  // let `wrt` name them.
+  for (const [name, prm] of g.params) {
+    xs[name] = prm.tensor;
+    values[name] = prm.init.data as Float32Array;
+  }
   const R = g.input('R', y.dims);
   const Rv = Float32Array.from({ length: y.size }, () => rng.normal());
   const loss = reduceSum(mul(y, R));

@@ -10,6 +10,8 @@ import * as o from '../../train/engine/ops.js';
 import { tensorData, type Tensor } from '../../train/engine/graph.js';
 import { setConvGradOverride, type ConvGradPlan } from '../../train/engine/conv-grad.js';
 import type { Rng } from '../../core/random.js';
+import { Ctx, batchNorm as nnBatchNorm, conv2d, mlp } from '../../train/engine/nn.js';
+import { ntXent } from '../../train/losses/nt-xent.js';
 
 const awayFromZero = (rng: Rng) => (rng.next() < 0.5 ? -1 : 1) * rng.uniform(0.1, 2);
 const positive = (rng: Rng) => rng.uniform(0.5, 2);
@@ -219,5 +221,51 @@ describe('vector-Jacobian rules match central finite differences', () => {
   it('the check fails on a wrong gradient (stop-gradient hides half of d(x·x))', async () => {
     const r = await checkGradient({ name: 'x·sg(x)', inputs: { x: [3, 4] }, f: ({ x }) => o.mul(x, o.stopGradient(x)) });
     expect(r.worst).toBeGreaterThan(0.3);
+  });
+});
+
+describe('whole networks match finite differences', () => {
+  // Smooth activations (tanh) keep ±ε away from kinks, so any disagreement is a real error in how
+  // rules compose: shared inputs, several BatchNorms in one graph, residual sums, strided blocks.
+  // This caught onnxruntime writing BatchNorm's running-stat outputs over a constant shared by
+  // every BN node after constant folding (see ops.batchNorm).
+  const net = (x: Tensor) => {
+    const c = new Ctx(x.graph, { training: true, seed: 7 });
+    const block = (name: string, h: Tensor, out: number, stride: number) => {
+      let y = o.tanh(nnBatchNorm(c, `${name}.bn1`, conv2d(c, `${name}.conv1`, h, out, { kernel: 3, stride, padding: 1 })));
+      y = nnBatchNorm(c, `${name}.bn2`, conv2d(c, `${name}.conv2`, y, out, { kernel: 3, padding: 1 }));
+      const short =
+        stride === 1 && out === h.shape[1]
+          ? h
+          : nnBatchNorm(c, `${name}.down.bn`, conv2d(c, `${name}.down`, h, out, { kernel: 1, stride }));
+      return o.tanh(o.add(y, short));
+    };
+    let h = o.tanh(nnBatchNorm(c, 'stem.bn', conv2d(c, 'stem', x, 4, { kernel: 3, padding: 1 })));
+    h = block('s1', h, 4, 1);
+    h = block('s2', h, 6, 2);
+    const f = o.reshape(o.globalAveragePool(h), [0, -1]);
+    return ntXent(mlp(c, 'proj', f, { dims: [12, 5], norm: 'batch' }), 0.5);
+  };
+  it('residual tanh network + BN projector + NT-Xent: every parameter', async () => {
+    const r = await checkGradient({
+      name: 'net',
+      inputs: { x: [8, 2, 6, 6] },
+      f: ({ x }) => net(x),
+      wrt: [
+        'x',
+        'stem.weight',
+        's1.conv1.weight',
+        's1.bn1.weight',
+        's2.conv1.weight',
+        's2.down.weight',
+        's2.bn2.bias',
+        'proj.0.weight',
+        'proj.1.weight',
+      ],
+      // This net is curved enough (BN over 8 samples) that ε = 1e-2 truncation shows (≈5%);
+      // at 1e-3 truncation is 100× smaller and rounding still below the 2e-3 tolerance.
+      eps: 1e-3,
+    });
+    expect(r.details).toEqual([]);
   });
 });

@@ -26,9 +26,20 @@ export interface AugmentConfig {
   std: number[];
 }
 
-const base = (size: number): ViewSpec => ({
+export interface PresetOptions {
+  /** Multi-crop: number of small local crops. */
+  local?: number;
+  /**
+   * Smallest crop area fraction of RandomResizedCrop. 0.2 rather than ImageNet's 0.08: at 28-32 px
+   * an 8% crop is a 9-pixel patch; 0.2 is what CIFAR recipes use (SimSiam, MoCo's CIFAR demo), and
+   * on Fashion-MNIST it gave 57% vs 53% kNN after one short epoch here.
+   */
+  minScale?: number;
+}
+
+const baseView = (size: number, minScale = 0.2): ViewSpec => ({
   size,
-  scale: [0.08, 1],
+  scale: [minScale, 1],
   ratio: [3 / 4, 4 / 3],
   flip: 0.5,
   // lightly's CIFAR-10 benchmark strength (0.5 of SimCLR's ImageNet jitter 0.8/0.8/0.8/0.2).
@@ -39,7 +50,9 @@ const base = (size: number): ViewSpec => ({
   solarize: 0,
 });
 
-export function presetViews(preset: AugmentPreset, size: number, views: number, local = 0): ViewSpec[] {
+export function presetViews(preset: AugmentPreset, size: number, views: number, o: PresetOptions = {}): ViewSpec[] {
+  const local = o.local ?? 0;
+  const base = (sz: number) => baseView(sz, o.minScale);
   switch (preset) {
     case 'simclr':
       return Array.from({ length: views }, () => base(size));
@@ -56,8 +69,19 @@ export function presetViews(preset: AugmentPreset, size: number, views: number, 
       return [...Array.from({ length: views }, () => global), ...Array.from({ length: local }, () => small)];
     }
     case 'weak':
-      return Array.from({ length: views }, () => ({ ...base(size), scale: [0.5, 1] as [number, number], jitter: { ...base(size).jitter, p: 0 }, grayscale: 0 }));
+      return Array.from({ length: views }, () => ({
+        ...base(size),
+        scale: [0.5, 1] as [number, number],
+        jitter: { ...base(size).jitter, p: 0 },
+        grayscale: 0,
+      }));
     case 'none':
-      return Array.from({ length: views }, () => ({ ...base(size), scale: null, flip: 0, jitter: { ...base(size).jitter, p: 0 }, grayscale: 0 }));
+      return Array.from({ length: views }, () => ({
+        ...base(size),
+        scale: null,
+        flip: 0,
+        jitter: { ...base(size).jitter, p: 0 },
+        grayscale: 0,
+      }));
   }
 }

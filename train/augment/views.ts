@@ -5,7 +5,17 @@
  */
 import { Rng } from '../../core/random.js';
 import type { AugmentConfig, ViewSpec } from './presets.js';
-import { colorJitter, cropResize, fromUint8, gaussianBlur, grayscale, normalizeInto, sampleCropBox, solarize, type Img } from './transforms.js';
+import {
+  colorJitter,
+  cropResize,
+  fromUint8,
+  gaussianBlur,
+  grayscale,
+  normalizeInto,
+  sampleCropBox,
+  solarize,
+  type Img,
+} from './transforms.js';
 
 export interface PixelSource {
   pixels: Uint8Array;

@@ -7,5 +7,8 @@ const { src, cfg } = workerData as { src: PixelSource; cfg: AugmentConfig };
 
 parentPort!.on('message', (job: { id: number; indices: Int32Array; seed: number }) => {
   const views = makeBatchViews(src, job.indices, cfg, job.seed);
-  parentPort!.postMessage({ id: job.id, views }, views.map((v) => v.buffer as ArrayBuffer));
+  parentPort!.postMessage(
+    { id: job.id, views },
+    views.map((v) => v.buffer as ArrayBuffer),
+  );
 });

@@ -14,7 +14,9 @@ export function parseCifarBatches(files: string[]): ImageSet {
   const bufs = files.map((f) => {
     const b = fs.readFileSync(f);
     if (b.length === 0 || b.length % RECORD !== 0)
-      throw new UserError(`${f}: ${b.length} bytes is not a whole number of CIFAR-10 records (${RECORD} bytes each: 1 label + 3072 pixels)`);
+      throw new UserError(
+        `${f}: ${b.length} bytes is not a whole number of CIFAR-10 records (${RECORD} bytes each: 1 label + 3072 pixels)`,
+      );
     return b;
   });
   const n = bufs.reduce((s, b) => s + b.length / RECORD, 0);

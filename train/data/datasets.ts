@@ -52,7 +52,8 @@ export function parseDatasetName(spec: string): { kind: 'fashion-mnist' | 'mnist
   throw new UserError(`unknown dataset '${spec}' (expected one of: ${DATASET_NAMES.join(', ')})`);
 }
 
-const IDX_FILES = (split: Split) => (split === 'train' ? ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'] : ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']);
+const IDX_FILES = (split: Split) =>
+  split === 'train' ? ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'] : ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
 
 /** The first of `names` (with or without .gz) found in a candidate folder of any root. */
 function findIdx(kind: 'fashion-mnist' | 'mnist', split: Split, dataDir?: string): string[] | null {
@@ -77,8 +78,10 @@ function findCifar(dataDir?: string): CifarLocation | null {
   for (const root of dataRoots(dataDir)) {
     for (const dir of [root, ...SOURCES.cifar10.folders.map((f) => path.join(root, f))]) {
       if (fs.existsSync(path.join(dir, 'data_batch_1.bin'))) return { kind: 'binary', dir };
-      if (fs.existsSync(path.join(dir, 'cifar-10-batches-bin', 'data_batch_1.bin'))) return { kind: 'binary', dir: path.join(dir, 'cifar-10-batches-bin') };
-      if (fs.existsSync(path.join(dir, 'train', 'airplane')) && fs.existsSync(path.join(dir, 'test', 'airplane'))) return { kind: 'folder', dir };
+      if (fs.existsSync(path.join(dir, 'cifar-10-batches-bin', 'data_batch_1.bin')))
+        return { kind: 'binary', dir: path.join(dir, 'cifar-10-batches-bin') };
+      if (fs.existsSync(path.join(dir, 'train', 'airplane')) && fs.existsSync(path.join(dir, 'test', 'airplane')))
+        return { kind: 'folder', dir };
       for (const archive of ['cifar-10-binary.tar.gz', 'cifar10-jpg.tar.gz']) {
         const a = path.join(dir, archive);
         if (fs.existsSync(a)) return extractArchive(a);

@@ -38,7 +38,8 @@ function listImages(root: string): { file: string; cls: string | null }[] {
 export async function loadImageFolder(root: string, o: FolderOptions = {}): Promise<ImageSet> {
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new UserError(`${root}: no such folder`);
   const entries = listImages(root);
-  if (entries.length === 0) throw new UserError(`${root}: no images found (expected .jpg, .jpeg, .png or .webp files, in class sub-folders or at the top level)`);
+  if (entries.length === 0)
+    throw new UserError(`${root}: no images found (expected .jpg, .jpeg, .png or .webp files, in class sub-folders or at the top level)`);
   const labelled = entries.every((e) => e.cls !== null);
   const classes = labelled ? [...new Set(entries.map((e) => e.cls!))].sort() : [];
   const channels = o.channels ?? 3;
@@ -85,5 +86,14 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
   const pixels = new Uint8Array(new SharedArrayBuffer(keep.length * per));
   keep.forEach((i, k) => pixels.set(decoded[i]!, k * per));
   const labels = labelled ? Int32Array.from(keep, (i) => classes.indexOf(entries[i].cls!)) : null;
-  return { n: keep.length, c: channels, h: size!, w: size!, pixels, labels, classes, sources: keep.map((i) => path.relative(root, entries[i].file)) };
+  return {
+    n: keep.length,
+    c: channels,
+    h: size!,
+    w: size!,
+    pixels,
+    labels,
+    classes,
+    sources: keep.map((i) => path.relative(root, entries[i].file)),
+  };
 }

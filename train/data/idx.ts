@@ -31,6 +31,7 @@ export function parseIdx(file: string, ndim: 1 | 3): { dims: number[]; data: Uin
   for (let i = 0; i < ndim; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
   const start = 4 + 4 * ndim;
   const n = dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== start + n) throw new UserError(`${file}: IDX data is ${buf.length - start} bytes, header [${dims}] needs ${n} (truncated?)`);
+  if (buf.length !== start + n)
+    throw new UserError(`${file}: IDX data is ${buf.length - start} bytes, header [${dims}] needs ${n} (truncated?)`);
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + start, n) };
 }

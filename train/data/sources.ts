@@ -26,25 +26,63 @@ export const SOURCES: Record<string, DatasetSource> = {
     name: 'fashion-mnist',
     folders: ['fashion-mnist', 'fashion_mnist', 'FashionMNIST'],
     files: [
-      { name: 'train-images-idx3-ubyte.gz', urls: [FASHION + 'train-images-idx3-ubyte.gz'], check: { kind: 'sha256-content', value: 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888' } },
-      { name: 'train-labels-idx1-ubyte.gz', urls: [FASHION + 'train-labels-idx1-ubyte.gz'], check: { kind: 'sha256-content', value: 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9' } },
-      { name: 't10k-images-idx3-ubyte.gz', urls: [FASHION + 't10k-images-idx3-ubyte.gz'], check: { kind: 'sha256-content', value: '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b' } },
-      { name: 't10k-labels-idx1-ubyte.gz', urls: [FASHION + 't10k-labels-idx1-ubyte.gz'], check: { kind: 'sha256-content', value: '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34' } },
+      {
+        name: 'train-images-idx3-ubyte.gz',
+        urls: [FASHION + 'train-images-idx3-ubyte.gz'],
+        check: { kind: 'sha256-content', value: 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888' },
+      },
+      {
+        name: 'train-labels-idx1-ubyte.gz',
+        urls: [FASHION + 'train-labels-idx1-ubyte.gz'],
+        check: { kind: 'sha256-content', value: 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9' },
+      },
+      {
+        name: 't10k-images-idx3-ubyte.gz',
+        urls: [FASHION + 't10k-images-idx3-ubyte.gz'],
+        check: { kind: 'sha256-content', value: '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b' },
+      },
+      {
+        name: 't10k-labels-idx1-ubyte.gz',
+        urls: [FASHION + 't10k-labels-idx1-ubyte.gz'],
+        check: { kind: 'sha256-content', value: '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34' },
+      },
     ],
   },
   mnist: {
     name: 'mnist',
     folders: ['mnist', 'MNIST'],
     files: [
-      { name: 'train-images-idx3-ubyte.gz', urls: MNIST.map((u) => u + 'train-images-idx3-ubyte.gz'), check: { kind: 'sha256-content', value: 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db' } },
-      { name: 'train-labels-idx1-ubyte.gz', urls: MNIST.map((u) => u + 'train-labels-idx1-ubyte.gz'), check: { kind: 'sha256-content', value: '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5' } },
-      { name: 't10k-images-idx3-ubyte.gz', urls: MNIST.map((u) => u + 't10k-images-idx3-ubyte.gz'), check: { kind: 'sha256-content', value: '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7' } },
-      { name: 't10k-labels-idx1-ubyte.gz', urls: MNIST.map((u) => u + 't10k-labels-idx1-ubyte.gz'), check: { kind: 'sha256-content', value: 'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2' } },
+      {
+        name: 'train-images-idx3-ubyte.gz',
+        urls: MNIST.map((u) => u + 'train-images-idx3-ubyte.gz'),
+        check: { kind: 'sha256-content', value: 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db' },
+      },
+      {
+        name: 'train-labels-idx1-ubyte.gz',
+        urls: MNIST.map((u) => u + 'train-labels-idx1-ubyte.gz'),
+        check: { kind: 'sha256-content', value: '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5' },
+      },
+      {
+        name: 't10k-images-idx3-ubyte.gz',
+        urls: MNIST.map((u) => u + 't10k-images-idx3-ubyte.gz'),
+        check: { kind: 'sha256-content', value: '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7' },
+      },
+      {
+        name: 't10k-labels-idx1-ubyte.gz',
+        urls: MNIST.map((u) => u + 't10k-labels-idx1-ubyte.gz'),
+        check: { kind: 'sha256-content', value: 'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2' },
+      },
     ],
   },
   cifar10: {
     name: 'cifar10',
     folders: ['cifar10', 'cifar-10', 'cifar-10-batches-bin'],
-    files: [{ name: 'cifar-10-binary.tar.gz', urls: ['https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'], check: { kind: 'md5', value: 'c32a1d4ab5d03f1284b67883e8d87530' } }],
+    files: [
+      {
+        name: 'cifar-10-binary.tar.gz',
+        urls: ['https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'],
+        check: { kind: 'md5', value: 'c32a1d4ab5d03f1284b67883e8d87530' },
+      },
+    ],
   },
 };

@@ -7,7 +7,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Graph } from './graph.js';
 import { Program } from './program.js';
-import { CONV_GRAD_PLANS, convGradKey, convGradPlans, convGradShapesSeen, convWeightGrad, planApplies, type ConvGradPlan, type ConvGradShape } from './conv-grad.js';
+import {
+  CONV_GRAD_PLANS,
+  convGradKey,
+  convGradPlans,
+  convGradShapesSeen,
+  convWeightGrad,
+  planApplies,
+  type ConvGradPlan,
+  type ConvGradShape,
+} from './conv-grad.js';
 import { cacheDir } from '../data/datasets.js';
 import { writeFileAtomic } from '../../core/image-set.js';
 

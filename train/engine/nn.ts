@@ -113,8 +113,12 @@ export function batchNorm(ctx: Ctx, name: string, x: Tensor, o2: { affine?: bool
   return ctx.within(name, () => {
     const C = x.shape[1] as number;
     const affine = o2.affine ?? true;
-    const gamma = affine ? ctx.param('weight', [C], init.constant(1), 'norm') : ctx.g.constant(tensorData('float32', [C], new Float32Array(C).fill(1)), 'bn_one');
-    const beta = affine ? ctx.param('bias', [C], init.constant(0), 'norm') : ctx.g.constant(tensorData('float32', [C], new Float32Array(C)), 'bn_zero');
+    const gamma = affine
+      ? ctx.param('weight', [C], init.constant(1), 'norm')
+      : ctx.g.constant(tensorData('float32', [C], new Float32Array(C).fill(1)), 'bn_one');
+    const beta = affine
+      ? ctx.param('bias', [C], init.constant(0), 'norm')
+      : ctx.g.constant(tensorData('float32', [C], new Float32Array(C)), 'bn_zero');
     const runMean = ctx.param('running_mean', [C], init.constant(0), 'buffer');
     const runVar = ctx.param('running_var', [C], init.constant(1), 'buffer');
     const r = o.batchNorm(x, gamma, beta, runMean, runVar, { training: ctx.training, eps: o2.eps });
@@ -141,7 +145,13 @@ export function layerNorm(ctx: Ctx, name: string, x: Tensor, eps = 1e-6): Tensor
 }
 
 /** y = x·Wᵀ + b over the last axis; W is [out, in] as in PyTorch (so exported weights line up). */
-export function linear(ctx: Ctx, name: string, x: Tensor, out: number, c: { bias?: boolean; init?: (rng: Rng, n: number) => Float32Array } = {}): Tensor {
+export function linear(
+  ctx: Ctx,
+  name: string,
+  x: Tensor,
+  out: number,
+  c: { bias?: boolean; init?: (rng: Rng, n: number) => Float32Array } = {},
+): Tensor {
   return ctx.within(name, () => {
     const inF = x.shape[x.rank - 1] as number;
     const w = ctx.param('weight', [out, inF], c.init ?? init.uniformFanIn(inF));

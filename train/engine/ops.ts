@@ -620,7 +620,9 @@ function convInputGrad(x: T, y: T, dy: T, w: T, attrs: Attrs): T {
       return conv(dy, transpose(flipped, [1, 0, 2, 3]), null, { pads, dilations: d });
     }
   }
-  const outputPadding = x.dims.slice(2).map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
+  const outputPadding = x.dims
+    .slice(2)
+    .map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
   return convTranspose(dy, w, { strides: s, pads: p, dilations: d, group, outputPadding });
 }
 
@@ -825,8 +827,14 @@ export function batchNorm(
   o: { training: boolean; eps?: number },
 ): { y: T; mean?: T; var?: T } {
   const eps = o.eps ?? 1e-5;
-  if (!o.training) return { y: x.graph.emit('BatchNormalization', [x, gamma, beta, runMean, runVar], { epsilon: eps })[0] };
-  const [y, mean, variance] = x.graph.emit('BatchNormalization', [x, gamma, beta, runMean, runVar], {
+  const g = x.graph;
+  if (!o.training) return { y: g.emit('BatchNormalization', [x, gamma, beta, runMean, runVar], { epsilon: eps })[0] };
+  // ORT's kernel writes its running-stat outputs in place over the mean/var inputs, even when
+  // those are fed graph inputs or constant-folded initialisers shared by several BN nodes; with
+  // momentum 0 the inputs affect no output. So give each node private zeros computed from its own
+  // running mean (nothing to fold, nothing to share) and never the real running statistics.
+  const scratch = mul(runMean, 0);
+  const [y, mean, variance] = g.emit('BatchNormalization', [x, gamma, beta, scratch, mul(runVar, 0)], {
     epsilon: eps,
     momentum: 0,
     training_mode: 1,

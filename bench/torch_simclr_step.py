@@ -1,0 +1,71 @@
+"""The PyTorch peer of bench/train-step.ts: the same SimCLR step (same networks, NT-Xent, AdamW)
+on random data, timed the same way. Prints one JSON line: {"img_s": ..., "ms": ..., "rss_mb": ...}."""
+import json, resource, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+backbone, batch, size, channels, threads, steps, proj_hidden = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (self.down(x) if self.down is not None else x))
+
+
+def net(name):
+    if name == 'convnet':
+        widths, blocks, stem = [32, 64, 128], [1, 1, 1], 32
+    else:
+        widths, blocks, stem = [64, 128, 256, 512], [2, 2, 2, 2], 64
+    layers = [nn.Conv2d(channels, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU()]
+    cin = stem
+    for s, (w, b) in enumerate(zip(widths, blocks)):
+        for i in range(b):
+            layers.append(Block(cin, w, 2 if (i == 0 and s > 0) else 1))
+            cin = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), cin
+
+
+enc, dim = net(backbone)
+proj = nn.Sequential(nn.Linear(dim, proj_hidden, bias=False), nn.BatchNorm1d(proj_hidden), nn.ReLU(), nn.Linear(proj_hidden, 128))
+model = nn.Sequential(enc, proj)
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-6)
+
+
+def nt_xent(z, t=0.2):
+    z = F.normalize(z, dim=1)
+    n = z.shape[0]
+    sim = z @ z.t() / t
+    sim.fill_diagonal_(-1e9)
+    pos = torch.arange(n).roll(n // 2)
+    return F.cross_entropy(sim, pos)
+
+
+v = torch.randn(2 * batch, channels, size, size)
+times = []
+for i in range(steps + 2):
+    t = time.perf_counter()
+    loss = nt_xent(model(v))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    times.append(time.perf_counter() - t)
+times = sorted(times[2:])
+ms = times[len(times) // 2] * 1000
+print(json.dumps({"ms": ms, "img_s": 2 * batch / (ms / 1000), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__}))

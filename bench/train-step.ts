@@ -1,0 +1,127 @@
+/**
+ * bench/train-step: one SimCLR training step (forward, backward, AdamW update, one ONNX graph) on
+ * the reference convnet (batch 128 × 2 views, 32×32×3) and on ResNet-18, in images/s and peak
+ * RSS, beside the same step in PyTorch (Debian's python3-torch) measured in the same run.
+ *
+ *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--resnet-batch 64]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Graph, type Param } from '../train/engine/graph.js';
+import { Ctx } from '../train/engine/nn.js';
+import { grad } from '../train/engine/autodiff.js';
+import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
+import { Program } from '../train/engine/program.js';
+import { tuneConvGrads } from '../train/engine/conv-grad-tuner.js';
+import { convGradShapesSeen } from '../train/engine/conv-grad.js';
+import { makeBackbone } from '../train/backbones/index.js';
+import { simclr } from '../train/methods/simclr.js';
+
+const { values: args } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '8' },
+    'resnet-batch': { type: 'string', default: '64' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
+const threads = Number(args.threads);
+const steps = Number(args.steps);
+
+function buildStep(backbone: string, batch: number, size: number, channels: number) {
+  const g = new Graph('train');
+  const ctx = new Ctx(g, { training: true, seed: 0 });
+  const views = [0, 1].map((i) => g.input(`view${i}`, [batch, channels, size, size]));
+  const { loss } = simclr.build(ctx, makeBackbone(backbone), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
+  const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
+  const upd = buildUpdate(
+    g,
+    trainable,
+    grad(
+      loss,
+      trainable.map(([, p]) => p.tensor),
+    ),
+    { ...DEFAULT_OPTIMIZER, name: 'adamw' },
+  );
+  g.output(loss, 'loss');
+  for (const [n, t] of upd.params) g.output(t, `next.${n}`);
+  for (const [n, s] of upd.state) g.output(s.next, `next.${n}`);
+  const feeds: Record<string, Float32Array | number> = { lr: 1e-3, adam_bc1: 0.1, adam_bc2: 0.001 };
+  for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
+  for (const [n, s] of upd.state) feeds[n] = new Float32Array(s.input.size);
+  for (const v of views) feeds[v.name] = Float32Array.from({ length: v.size }, (_, i) => Math.sin(i * 0.37));
+  const nParams = trainable.reduce((a, [, p]) => a + p.tensor.size, 0);
+  return { g, feeds, nParams };
+}
+
+async function sslkitStep(backbone: string, batch: number) {
+  convGradShapesSeen.clear();
+  buildStep(backbone, batch, 32, 3);
+  await tuneConvGrads({ threads, log: (l) => console.error(`  ${l}`) });
+  const { g, feeds, nParams } = buildStep(backbone, batch, 32, 3);
+  const prog = await Program.compile(g, { device: 'cpu', threads });
+  const times: number[] = [];
+  for (let i = 0; i < steps + 2; i++) {
+    const t = performance.now();
+    await prog.run(feeds);
+    times.push(performance.now() - t);
+  }
+  await prog.release();
+  const ms = times.slice(2).sort((a, b) => a - b)[Math.floor(steps / 2)];
+  return { ms, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length };
+}
+
+function torchStep(backbone: string, batch: number): { ms: number; img_s: number; rss_mb: number; torch: string } | null {
+  try {
+    const out = execFileSync(
+      args.python!,
+      [
+        new URL('./torch_simclr_step.py', import.meta.url).pathname,
+        backbone,
+        String(batch),
+        '32',
+        '3',
+        String(threads),
+        String(steps),
+        '256',
+      ],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    return JSON.parse(out.trim().split('\n').pop()!);
+  } catch {
+    return null;
+  }
+}
+
+const rssMb = () => process.resourceUsage().maxRSS / 1024;
+console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${threads} threads, median of ${steps} steps`);
+console.log(
+  `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
+);
+const rows: string[][] = [];
+for (const [backbone, batch] of [
+  ['convnet', 128],
+  ['resnet18', Number(args['resnet-batch'])],
+] as const) {
+  const s = await sslkitStep(backbone, batch);
+  const sRss = rssMb();
+  const t = torchStep(backbone, batch);
+  rows.push([
+    `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2`,
+    `${s.ms.toFixed(0)} ms`,
+    `${s.imgS.toFixed(0)}`,
+    `${sRss.toFixed(0)} MB`,
+    t ? `${t.ms.toFixed(0)} ms` : 'n/a',
+    t ? `${t.img_s.toFixed(0)}` : 'n/a',
+    t ? `${t.rss_mb.toFixed(0)} MB` : 'n/a',
+    t ? `${(s.imgS / t.img_s).toFixed(2)}×` : 'n/a',
+  ]);
+}
+const header = ['step', 'sslkit', 'img/s', 'peak RSS', 'PyTorch', 'img/s', 'peak RSS', 'sslkit/PyTorch'];
+console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+if (!fs.existsSync(args.python!)) console.log('(PyTorch peer not found: apt-get install python3-torch)');

@@ -1,0 +1,163 @@
+/** `sslkit train` and `sslkit methods`. */
+import { Command, Option } from 'commander';
+import { train, TrainConfigSchema, readRunConfig, type TrainConfig } from '../train/trainer.js';
+import { METHODS, getMethod } from '../train/methods/index.js';
+import { BACKBONES } from '../train/backbones/index.js';
+import { AUGMENT_PRESETS } from '../train/augment/presets.js';
+import { DEVICES } from '../core/runtime/session.js';
+import { UserError } from '../core/errors.js';
+import { floatOption, intOption, keyValue } from './options.js';
+import { progressBar } from './progress.js';
+
+interface TrainFlags {
+  method: string;
+  data: string;
+  dataDir?: string;
+  backbone: string;
+  width: number;
+  epochs: number;
+  batchSize: number;
+  lr?: number;
+  optimizer?: 'sgd' | 'adamw' | 'lars';
+  weightDecay?: number;
+  warmupEpochs: number;
+  clipGradNorm: number;
+  augment?: string;
+  cropMinScale: number;
+  set: Record<string, number>;
+  limit?: number;
+  seed: number;
+  device: string;
+  threads: number;
+  workers: number;
+  knnMemory: number;
+  knnQueries: number;
+  checkpointEvery: number;
+  maxSteps?: number;
+  tune: boolean;
+  out?: string;
+  resume?: string;
+}
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('train an encoder with a self-supervised method (see `sslkit methods`)')
+    .option('--method <name>', `one of: ${Object.keys(METHODS).join(', ')}`, 'simclr')
+    .option('--data <name>', 'fashion-mnist, mnist, cifar10 or folder:PATH', 'fashion-mnist')
+    .option('--data-dir <dir>', 'look here first for dataset files')
+    .addOption(new Option('--backbone <name>', 'encoder network').choices(Object.keys(BACKBONES)).default('convnet'))
+    .option('--width <x>', 'backbone width multiplier', floatOption('--width', 0.01), 1)
+    .option('--epochs <n>', 'epochs', intOption('--epochs', 1), 10)
+    .option('--batch-size <n>', 'images per step (each gives the method its views)', intOption('--batch-size', 2), 256)
+    .option('--lr <x>', "peak learning rate (default: the method's lr per 256 images × batch/256)", floatOption('--lr'))
+    .addOption(new Option('--optimizer <name>', "default: the method's").choices(['sgd', 'adamw', 'lars']))
+    .option('--weight-decay <x>', "default: the method's", floatOption('--weight-decay'))
+    .option('--warmup-epochs <x>', 'linear warm-up before the cosine decay', floatOption('--warmup-epochs'), 1)
+    .option('--clip-grad-norm <x>', 'clip the global gradient norm (0 = off)', floatOption('--clip-grad-norm'), 0)
+    .addOption(new Option('--augment <preset>', "augmentation preset (default: the method's)").choices(AUGMENT_PRESETS))
+    .option('--crop-min-scale <x>', 'smallest random-resized-crop area fraction', floatOption('--crop-min-scale', 0.01), 0.2)
+    .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
+    .option('--limit <n>', 'train on the first n images only', intOption('--limit', 1))
+    .option('--seed <n>', 'random seed', intOption('--seed'), 0)
+    .addOption(new Option('--device <device>', 'execution provider; falls back to CPU with a log line').choices(DEVICES).default('auto'))
+    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
+    .option('--workers <n>', 'augmentation worker threads', intOption('--workers'), 1)
+    .option('--knn-memory <n>', 'train images used as kNN memory in the per-epoch check (0 = off)', intOption('--knn-memory'), 5000)
+    .option('--knn-queries <n>', 'test images queried in the per-epoch kNN check', intOption('--knn-queries'), 2000)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', intOption('--checkpoint-every', 1), 200)
+    .option('--max-steps <n>', 'stop (with a checkpoint) after n steps of this invocation', intOption('--max-steps', 1))
+    .option('--no-tune', 'skip measuring conv weight-gradient formulations')
+    .option('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoint.ckpt)')
+    .option('--resume <dir>', 'continue the run in this folder from its checkpoint')
+    .action(async (f: TrainFlags) => {
+      const out = f.resume ?? f.out;
+      if (!out) throw new UserError('--out <dir> is required (or --resume <dir> to continue a run)');
+      const base = f.resume ? readRunConfig(f.resume) : undefined;
+      const input: TrainConfig = TrainConfigSchema.parse({
+        ...(base ?? {}),
+        method: base?.method ?? f.method,
+        data: base?.data ?? f.data,
+        dataDir: f.dataDir ?? base?.dataDir,
+        backbone: base?.backbone ?? f.backbone,
+        width: base?.width ?? f.width,
+        epochs: base ? Math.max(base.epochs, f.epochs) : f.epochs,
+        batchSize: base?.batchSize ?? f.batchSize,
+        lr: base?.lr ?? f.lr,
+        optimizer: base?.optimizer ?? f.optimizer,
+        weightDecay: base?.weightDecay ?? f.weightDecay,
+        warmupEpochs: base?.warmupEpochs ?? f.warmupEpochs,
+        clipGradNorm: base?.clipGradNorm ?? f.clipGradNorm,
+        augment: base?.augment ?? f.augment,
+        cropMinScale: base?.cropMinScale ?? f.cropMinScale,
+        hp: base?.hp ?? f.set,
+        limit: base?.limit ?? f.limit,
+        seed: base?.seed ?? f.seed,
+        device: f.device,
+        threads: f.threads,
+        workers: f.workers,
+        knnMemory: base?.knnMemory ?? f.knnMemory,
+        knnQueries: base?.knnQueries ?? f.knnQueries,
+        checkpointEvery: f.checkpointEvery,
+        maxSteps: f.maxSteps,
+        tuneConv: f.tune,
+        out,
+      });
+      getMethod(input.method);
+      let bar: ReturnType<typeof progressBar> | null = null;
+      let interrupted = false;
+      const onSigint = () => {
+        if (interrupted) process.exit(130);
+        interrupted = true;
+        (bar?.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(
+          'interrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)',
+        );
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const r = await train(
+          input,
+          {
+            log: (l) => (bar ? bar.log(l) : process.stderr.write(`${l}\n`)),
+            onStep: (s) => {
+              bar ??= progressBar(
+                s.totalSteps,
+                'train [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | {ips} img/s | eta {eta_formatted}',
+                50,
+              );
+              bar.update(s.step, { epoch: s.epoch, loss: s.loss.toFixed(4), ips: Math.round(s.imgPerSec) });
+            },
+            stopRequested: () => interrupted,
+          },
+          f.resume,
+        );
+        (bar as ReturnType<typeof progressBar> | null)?.stop();
+        const knn =
+          r.knnTop1 === null
+            ? ''
+            : `, kNN top-1 ${(100 * r.knnTop1).toFixed(2)}%` +
+              (r.initialKnnTop1 !== null ? ` (random init ${(100 * r.initialKnnTop1).toFixed(2)}%)` : '');
+        process.stdout.write(
+          `${r.stopped === 'done' ? 'done' : r.stopped}: step ${r.position.step}, loss ${r.finalLoss.toFixed(4)}${knn}; run in ${r.runDir}\n`,
+        );
+        if (r.stopped === 'interrupted') process.exitCode = 130;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+}
+
+export function methodsCommand(): Command {
+  return new Command('methods')
+    .description('list the self-supervised methods and their hyper-parameters with defaults')
+    .argument('[name]', 'show one method')
+    .action((name?: string) => {
+      const list = name ? [getMethod(name)] : Object.values(METHODS);
+      for (const m of list) {
+        process.stdout.write(`${m.name.padEnd(12)} ${m.summary}\n`);
+        process.stdout.write(
+          `${''.padEnd(12)} views ${m.views}, augment '${m.augment}', ${m.optimizer.name} lr ${m.optimizer.lrPer256}×B/256, wd ${m.optimizer.weightDecay}\n`,
+        );
+        for (const [k, p] of Object.entries(m.params)) process.stdout.write(`${''.padEnd(14)}--set ${k}=${p.default}  ${p.help}\n`);
+      }
+    });
+}
