@@ -15,7 +15,8 @@ import { DEVICES } from '../core/runtime/session.js';
 import { Graph, type Param } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { grad } from './engine/autodiff.js';
-import { buildUpdate, learningRate, DEFAULT_OPTIMIZER, type OptimizerConfig } from './engine/optim.js';
+import { buildUpdate, learningRate, teacherMomentum, DEFAULT_OPTIMIZER, type OptimizerConfig } from './engine/optim.js';
+import { emaUpdate } from './engine/teacher.js';
 import { Program } from './engine/program.js';
 import { tuneConvGrads } from './engine/conv-grad-tuner.js';
 import { convGradShapesSeen } from './engine/conv-grad.js';
@@ -122,6 +123,8 @@ interface StepGraph {
   /** Every state tensor the step reads and writes back: parameters, buffers, optimiser slots. */
   stateShapes: Map<string, number[]>;
   initial: Map<string, Float32Array>;
+  /** The method trains an EMA teacher: feed `teacher_momentum` each step. */
+  hasTeacher: boolean;
 }
 
 async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<StepGraph> {
@@ -134,7 +137,7 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
     const views = r.augment.views.map((v, i) => g.input(`view${i}`, [cfg.batchSize, r.channels, v.size, v.size]));
     const backbone = makeBackbone(cfg.backbone, { width: cfg.width });
     const { loss, monitor } = method.build(ctx, backbone, views, r.hp);
-    const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
+    const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer' && p.role !== 'teacher') as [string, Param][];
     const grads = grad(
       loss,
       trainable.map(([, p]) => p.tensor),
@@ -156,12 +159,21 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
       g.output(s.next, `next.${name}`);
       stateShapes.set(name, s.input.dims);
     }
+    const hasTeacher = [...g.params.values()].some((p) => p.role === 'teacher');
+    if (hasTeacher) {
+      if (!method.teacherMomentum) throw new TypeError(`method '${method.name}' builds an EMA teacher but gives no teacherMomentum`);
+      for (const [name, next] of emaUpdate(g, upd.params).next) {
+        g.output(next, `next.${name}`);
+        stateShapes.set(name, g.params.get(name)!.tensor.dims);
+      }
+    }
     const initial = new Map<string, Float32Array>();
     for (const [name, p] of g.params) initial.set(name, p.init.data as Float32Array);
     for (const [name, s] of upd.state) initial.set(name, new Float32Array(s.input.size));
-    return { g, trainable: trainable.map(([n]) => n), stateShapes, initial };
+    return { g, trainable: trainable.map(([n]) => n), stateShapes, initial, hasTeacher };
   };
   let built = build();
+  const hasTeacher = built.hasTeacher;
   if (cfg.tuneConv) {
     const changed = await tuneConvGrads({ threads: cfg.threads, log });
     if (changed) built = build();
@@ -171,7 +183,7 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
   log(
     `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`,
   );
-  return { prog, trainable: built.trainable, stateShapes: built.stateShapes, initial: built.initial };
+  return { prog, trainable: built.trainable, stateShapes: built.stateShapes, initial: built.initial, hasTeacher };
 }
 
 export function encoderSpec(cfg: ResolvedConfig): EncoderSpec {
@@ -363,6 +375,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         const feeds: Record<string, Float32Array | number> = { lr };
         batch.views.forEach((v, i) => (feeds[`view${i}`] = v));
         for (const name of step.stateShapes.keys()) feeds[name] = state.get(name)!;
+        if (step.hasTeacher) feeds.teacher_momentum = teacherMomentum(pos.step, r.totalSteps, method.teacherMomentum!(r.hp));
         if (r.optimizer.name === 'adamw') {
           feeds.adam_bc1 = 1 - Math.pow(r.optimizer.beta1, pos.step + 1);
           feeds.adam_bc2 = 1 - Math.pow(r.optimizer.beta2, pos.step + 1);

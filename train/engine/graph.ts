@@ -78,12 +78,15 @@ export function defineOp(op: string, def: OpDef): void {
   OPS[op] = def;
 }
 
-export type ParamRole = 'weight' | 'bias' | 'norm' | 'buffer';
+export type ParamRole = 'weight' | 'bias' | 'norm' | 'buffer' | 'teacher';
 
 export interface Param {
   tensor: Tensor;
   init: TensorData;
-  /** weight: decayed; bias/norm: excluded from weight decay and LARS adaptation; buffer: not trained. */
+  /**
+   * weight: decayed; bias/norm: excluded from weight decay and LARS adaptation; buffer: not
+   * trained (BN statistics); teacher: not trained, follows its student by EMA.
+   */
   role: ParamRole;
 }
 
@@ -94,6 +97,8 @@ export class Graph {
   readonly initializers = new Map<string, TensorData>();
   /** Trainable parameters and buffers, by name, in creation order. */
   readonly params = new Map<string, Param>();
+  /** New values of buffers (BN running statistics) that the graph computes, by buffer name. */
+  readonly bufferUpdates = new Map<string, Tensor>();
   private counter = 0;
   private readonly names = new Set<string>();
   private readonly scalarCache = new Map<string, Tensor>();

@@ -9,8 +9,6 @@ import * as o from './ops.js';
 import { Rng } from '../../core/random.js';
 
 export class Ctx {
-  /** New values of buffers (BN running statistics) computed by this graph in training mode. */
-  readonly bufferUpdates = new Map<string, Tensor>();
   /** Extra named outputs a network exposes (e.g. ViT attention maps). */
   readonly taps = new Map<string, Tensor>();
   private scope: string[] = [];
@@ -26,8 +24,18 @@ export class Ctx {
       values?: Map<string, Float32Array>;
       /** BatchNorm momentum for running statistics (PyTorch convention: weight of the new batch). */
       bnMomentum?: number;
+      /**
+       * Builds an EMA teacher: parameters are named `teacher.<name>`, start equal to the student's
+       * `<name>` (same initial values) and are not trained (role 'teacher'; see engine/teacher.ts).
+       */
+      teacher?: boolean;
     },
   ) {}
+
+  /** New values of buffers (BN running statistics), shared by every Ctx of the graph. */
+  get bufferUpdates(): Map<string, Tensor> {
+    return this.g.bufferUpdates;
+  }
 
   get training(): boolean {
     return this.o.training;
@@ -48,15 +56,18 @@ export class Ctx {
   }
 
   param(name: string, shape: number[], init: (rng: Rng, n: number) => Float32Array, role: ParamRole = 'weight'): Tensor {
-    const full = this.fullName(name);
+    const own = this.fullName(name);
+    const full = this.o.teacher ? `teacher.${own}` : own;
     const existing = this.g.params.get(full);
     if (existing) return existing.tensor; // shared weights (e.g. one encoder applied to two views)
     const n = shape.reduce((a, b) => a * b, 1);
     const trained = this.o.values?.get(full);
     if (trained && trained.length !== n)
       throw new RangeError(`parameter '${full}': stored value has ${trained.length} numbers, the network needs [${shape}] = ${n}`);
-    const data = trained ?? init(new Rng(hashName(full, this.o.seed ?? 0)), n);
-    return this.g.param(full, tensorData('float32', shape, data), role);
+    // A teacher's initial values are its student's: hash the student's name.
+    const data = trained ?? init(new Rng(hashName(own, this.o.seed ?? 0)), n);
+    const teacherRole = role === 'buffer' ? 'buffer' : 'teacher';
+    return this.g.param(full, tensorData('float32', shape, data), this.o.teacher ? teacherRole : role);
   }
 }
 

@@ -28,5 +28,10 @@ export interface Method {
   params: Record<string, MethodParam>;
   /** Training defaults the method's paper uses (optimizer, lr per 256 images, weight decay). */
   optimizer: { name: 'sgd' | 'adamw' | 'lars'; lrPer256: number; weightDecay: number };
+  /**
+   * Methods with an EMA teacher (built with a `teacher: true` Ctx) give the momentum's starting
+   * value; it follows a cosine schedule to 1 over training.
+   */
+  teacherMomentum?(hp: Record<string, number>): number;
   build(ctx: Ctx, backbone: Backbone, views: Tensor[], hp: Record<string, number>): MethodBuild;
 }
