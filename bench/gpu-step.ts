@@ -11,14 +11,14 @@ import { Program } from '../train/engine/program.js';
 import { makeBackbone } from '../train/backbones/index.js';
 import { simclr } from '../train/methods/simclr.js';
 import { buildEncoderGraph } from '../train/encoder.js';
-import type { Device } from '../core/runtime/session.js';
+import { resolveProvider, type Device } from '../core/runtime/session.js';
 
 const BATCH = Number(process.env.BATCH ?? 128);
 const STEPS = Number(process.env.STEPS ?? 10);
 
-function stepGraph() {
+function stepGraph(fusedBatchNorm: boolean) {
   const g = new Graph('train');
-  const ctx = new Ctx(g, { training: true, seed: 0 });
+  const ctx = new Ctx(g, { training: true, seed: 0, fusedBatchNorm });
   const views = [0, 1].map((i) => g.input(`view${i}`, [BATCH, 3, 32, 32]));
   const { loss } = simclr.build(ctx, makeBackbone('convnet'), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
   const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
@@ -55,15 +55,20 @@ async function median(prog: Program, feeds: Record<string, Float32Array | number
 
 for (const device of (process.env.DEVICES ?? 'cpu,webgpu,cuda').split(',') as Device[]) {
   const row: Record<string, unknown> = { device };
+  const provider = await resolveProvider(device, (l) => (row.log = l));
+  const { g, feeds } = stepGraph(provider !== 'webgpu');
   try {
-    const { g, feeds } = stepGraph();
-    const prog = await Program.compile(g, { device, log: (l) => (row.log = l) });
+    const prog = await Program.compile(g, { device });
     row.provider = prog.provider;
     const s = await median(prog, feeds, STEPS);
     row.step_ms = +s.ms.toFixed(1);
     row.train_img_s = Math.round((2 * BATCH) / (s.ms / 1000));
     row.loss = s.loss;
     await prog.release();
+  } catch (e) {
+    row.step_error = (e as Error).message.split('\n')[0].slice(0, 300);
+  }
+  try {
     const values = new Map([...g.params].map(([n, p]) => [n, p.init.data as Float32Array]));
     const enc = buildEncoderGraph({ backbone: 'convnet', widthMult: 1, channels: 3, height: 32, width: 32 }, values, 256).g;
     const inf = await Program.compile(enc, { device });
@@ -71,7 +76,7 @@ for (const device of (process.env.DEVICES ?? 'cpu,webgpu,cuda').split(',') as De
     row.infer_img_s = Math.round(256 / (r.ms / 1000));
     await inf.release();
   } catch (e) {
-    row.error = (e as Error).message.split('\n')[0].slice(0, 300);
+    row.infer_error = (e as Error).message.split('\n')[0].slice(0, 300);
   }
   console.log(JSON.stringify(row));
 }

@@ -6,7 +6,7 @@ import { Graph } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { Program } from './engine/program.js';
 import { makeBackbone } from './backbones/index.js';
-import type { Device } from '../core/runtime/session.js';
+import { resolveProvider, type Device } from '../core/runtime/session.js';
 
 export interface EncoderSpec {
   backbone: string;
@@ -47,7 +47,8 @@ export async function recalibrateBatchNorm(
 ): Promise<Map<string, Float32Array>> {
   const batch = Math.min(o.batch ?? 256, n);
   const g = new Graph('infer');
-  const ctx = new Ctx(g, { training: true, values, bnMomentum: 1 });
+  const provider = await resolveProvider(o.device ?? 'cpu');
+  const ctx = new Ctx(g, { training: true, values, bnMomentum: 1, fusedBatchNorm: provider !== 'webgpu' });
   makeBackbone(spec.backbone, { width: spec.widthMult }).build(
     ctx,
     g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]),

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import { subset, type ImageSet } from '../core/image-set.js';
 import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
-import { DEVICES } from '../core/runtime/session.js';
+import { DEVICES, resolveProvider, type Device } from '../core/runtime/session.js';
 import { Graph, type Param } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { grad } from './engine/autodiff.js';
@@ -129,11 +129,12 @@ interface StepGraph {
 
 async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<StepGraph> {
   const r = cfg.resolved;
+  const provider = await resolveProvider(cfg.device as Device, log);
   const method = getMethod(cfg.method);
   const build = () => {
     convGradShapesSeen.clear();
     const g = new Graph('train');
-    const ctx = new Ctx(g, { training: true, seed: cfg.seed });
+    const ctx = new Ctx(g, { training: true, seed: cfg.seed, fusedBatchNorm: provider !== 'webgpu' });
     const views = r.augment.views.map((v, i) => g.input(`view${i}`, [cfg.batchSize, r.channels, v.size, v.size]));
     const backbone = makeBackbone(cfg.backbone, { width: cfg.width });
     const { loss, monitor } = method.build(ctx, backbone, views, r.hp);

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
+import { encodeModel } from '../onnx/onnx-proto.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
@@ -89,4 +90,24 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
     }
   }
   throw new Error(`no execution provider could run the model (${lastError})`);
+}
+
+/** Which provider a device setting ends up on (probed once with a one-node model), so that callers can build for it. */
+export async function resolveProvider(device: Device, log?: (line: string) => void): Promise<LoadedSession['provider']> {
+  if (device === 'cpu') return 'cpu';
+  const vi = (name: string) => ({ name, type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: 1 }] } } } });
+  const model = encodeModel({
+    ir_version: 8,
+    opset_import: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'probe',
+      node: [{ op_type: 'Relu', input: ['x'], output: ['y'] }],
+      initializer: [],
+      input: [vi('x')],
+      output: [vi('y')],
+    },
+  });
+  const { session, provider } = await createSession(model, { device, log });
+  await session.release();
+  return provider;
 }

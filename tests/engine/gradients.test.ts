@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { checkGradient, type GradCase } from './grad-check.js';
 import * as o from '../../train/engine/ops.js';
-import { tensorData, type Tensor } from '../../train/engine/graph.js';
+import { Graph, tensorData, type Tensor } from '../../train/engine/graph.js';
+import { Program } from '../../train/engine/program.js';
 import { setConvGradOverride, type ConvGradPlan } from '../../train/engine/conv-grad.js';
 import type { Rng } from '../../core/random.js';
 import { Ctx, batchNorm as nnBatchNorm, conv2d, mlp } from '../../train/engine/nn.js';
@@ -180,6 +181,11 @@ const cases: GradCase[] = [
     f: ({ x, g, b }) => o.batchNorm(x, g, b, constF(x, [5], [0, 0, 0, 0, 0]), constF(x, [5], [1, 1, 1, 1, 1]), { training: true }).y,
   },
   {
+    name: 'BatchNorm composed (no fused kernel) NCHW',
+    inputs: { x: [4, 3, 3, 2], g: [3], b: [3] },
+    f: ({ x, g, b }) => o.batchNorm(x, g, b, constF(x, [3], [0, 0, 0]), constF(x, [3], [1, 1, 1]), { training: true, fused: false }).y,
+  },
+  {
     name: 'BatchNormalization eval',
     inputs: { x: [2, 3, 2, 2], g: [3], b: [3] },
     f: ({ x, g, b }) => o.batchNorm(x, g, b, constF(x, [3], [0.1, -0.2, 0.3]), constF(x, [3], [0.5, 2, 1.5]), { training: false }).y,
@@ -267,5 +273,22 @@ describe('whole networks match finite differences', () => {
       eps: 1e-3,
     });
     expect(r.details).toEqual([]);
+  });
+});
+
+describe('BatchNorm, fused and composed', () => {
+  it('give the same output, batch mean and biased variance', async () => {
+    const g = new Graph('train');
+    const x = g.input('x', [4, 3, 5, 2]);
+    const c = (v: number) => g.constant(tensorData('float32', [3], [v, v, v]));
+    const gamma = g.constant(tensorData('float32', [3], [0.5, 1, 2]));
+    const beta = g.constant(tensorData('float32', [3], [0.1, -0.2, 0.3]));
+    const f = o.batchNorm(x, gamma, beta, c(0), c(1), { training: true });
+    const u = o.batchNorm(x, gamma, beta, c(0), c(1), { training: true, fused: false });
+    for (const [k, t] of Object.entries({ fy: f.y, fm: f.mean!, fv: f.var!, uy: u.y, um: u.mean!, uv: u.var! })) g.output(t, k);
+    const prog = await Program.compile(g);
+    const r = await prog.run({ x: Float32Array.from({ length: 120 }, (_, i) => Math.sin(i) * (1 + (i % 3))) });
+    for (const k of ['y', 'm', 'v'])
+      (r[`f${k}`] as Float32Array).forEach((v, i) => expect(v).toBeCloseTo((r[`u${k}`] as Float32Array)[i], 5));
   });
 });

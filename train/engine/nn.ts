@@ -29,6 +29,8 @@ export class Ctx {
        * `<name>` (same initial values) and are not trained (role 'teacher'; see engine/teacher.ts).
        */
       teacher?: boolean;
+      /** Training-mode BatchNorm as ORT's fused kernel (CPU, CUDA) or composed (WebGPU has none). */
+      fusedBatchNorm?: boolean;
     },
   ) {}
 
@@ -132,7 +134,7 @@ export function batchNorm(ctx: Ctx, name: string, x: Tensor, o2: { affine?: bool
       : ctx.g.constant(tensorData('float32', [C], new Float32Array(C)), 'bn_zero');
     const runMean = ctx.param('running_mean', [C], init.constant(0), 'buffer');
     const runVar = ctx.param('running_var', [C], init.constant(1), 'buffer');
-    const r = o.batchNorm(x, gamma, beta, runMean, runVar, { training: ctx.training, eps: o2.eps });
+    const r = o.batchNorm(x, gamma, beta, runMean, runVar, { training: ctx.training, eps: o2.eps, fused: ctx.o.fusedBatchNorm });
     if (ctx.training) {
       // running = (1 − m)·running + m·batch, with the unbiased batch variance, as PyTorch does.
       const m = ctx.o.bnMomentum ?? 0.1;

@@ -824,11 +824,28 @@ export function batchNorm(
   beta: T,
   runMean: T,
   runVar: T,
-  o: { training: boolean; eps?: number },
+  o: {
+    training: boolean;
+    eps?: number;
+    /**
+     * Training mode as ORT's fused BatchNormalization kernel (fast on CPU) or composed from
+     * reductions and elementwise ops: onnxruntime's WebGPU provider has no training-mode kernel.
+     */
+    fused?: boolean;
+  },
 ): { y: T; mean?: T; var?: T } {
   const eps = o.eps ?? 1e-5;
   const g = x.graph;
   if (!o.training) return { y: g.emit('BatchNormalization', [x, gamma, beta, runMean, runVar], { epsilon: eps })[0] };
+  if (o.fused === false) {
+    const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
+    const chan = [1, x.dims[1], ...Array(x.rank - 2).fill(1)];
+    const mean = reduceMean(x, axes, true);
+    const centred = sub(x, mean);
+    const variance = reduceMean(mul(centred, centred), axes, true);
+    const y = add(mul(div(centred, sqrt(add(variance, eps))), reshape(gamma, chan)), reshape(beta, chan));
+    return { y, mean: reshape(mean, [x.dims[1]]), var: reshape(variance, [x.dims[1]]) };
+  }
   // ORT's kernel writes its running-stat outputs in place over the mean/var inputs, even when
   // those are fed graph inputs or constant-folded initialisers shared by several BN nodes; with
   // momentum 0 the inputs affect no output. So give each node private zeros computed from its own
