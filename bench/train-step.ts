@@ -102,7 +102,8 @@ console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${th
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
-const rows: string[][] = [];
+const header = ['step', 'sslkit', 'img/s', 'peak RSS', 'PyTorch', 'img/s', 'peak RSS', 'sslkit/PyTorch'];
+console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 for (const [backbone, batch] of [
   ['convnet', 128],
   ['resnet18', Number(args['resnet-batch'])],
@@ -110,7 +111,7 @@ for (const [backbone, batch] of [
   const s = await sslkitStep(backbone, batch);
   const sRss = rssMb();
   const t = torchStep(backbone, batch);
-  rows.push([
+  const row = [
     `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2`,
     `${s.ms.toFixed(0)} ms`,
     `${s.imgS.toFixed(0)}`,
@@ -119,9 +120,7 @@ for (const [backbone, batch] of [
     t ? `${t.img_s.toFixed(0)}` : 'n/a',
     t ? `${t.rss_mb.toFixed(0)} MB` : 'n/a',
     t ? `${(s.imgS / t.img_s).toFixed(2)}×` : 'n/a',
-  ]);
+  ];
+  console.log(`| ${row.join(' | ')} |`);
 }
-const header = ['step', 'sslkit', 'img/s', 'peak RSS', 'PyTorch', 'img/s', 'peak RSS', 'sslkit/PyTorch'];
-console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 if (!fs.existsSync(args.python!)) console.log('(PyTorch peer not found: apt-get install python3-torch)');

@@ -15,7 +15,7 @@ interface TrainFlags {
   dataDir?: string;
   backbone: string;
   width: number;
-  epochs: number;
+  epochs?: number;
   batchSize: number;
   lr?: number;
   optimizer?: 'sgd' | 'adamw' | 'lars';
@@ -47,7 +47,7 @@ export function trainCommand(): Command {
     .option('--data-dir <dir>', 'look here first for dataset files')
     .addOption(new Option('--backbone <name>', 'encoder network').choices(Object.keys(BACKBONES)).default('convnet'))
     .option('--width <x>', 'backbone width multiplier', floatOption('--width', 0.01), 1)
-    .option('--epochs <n>', 'epochs', intOption('--epochs', 1), 10)
+    .option('--epochs <n>', "epochs (default 10; with --resume, the run's own unless given: more extends it)", intOption('--epochs', 1))
     .option('--batch-size <n>', 'images per step (each gives the method its views)', intOption('--batch-size', 2), 256)
     .option('--lr <x>', "peak learning rate (default: the method's lr per 256 images × batch/256)", floatOption('--lr'))
     .addOption(new Option('--optimizer <name>', "default: the method's").choices(['sgd', 'adamw', 'lars']))
@@ -80,7 +80,7 @@ export function trainCommand(): Command {
         dataDir: f.dataDir ?? base?.dataDir,
         backbone: base?.backbone ?? f.backbone,
         width: base?.width ?? f.width,
-        epochs: base ? Math.max(base.epochs, f.epochs) : f.epochs,
+        epochs: f.epochs ?? base?.epochs ?? 10,
         batchSize: base?.batchSize ?? f.batchSize,
         lr: base?.lr ?? f.lr,
         optimizer: base?.optimizer ?? f.optimizer,

@@ -252,7 +252,15 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const runDir = path.resolve(input.out);
 
   if (resumeFrom) {
-    cfg = { ...readRunConfig(resumeFrom), maxSteps: input.maxSteps, device: input.device, threads: input.threads, workers: input.workers };
+    const saved = readRunConfig(resumeFrom);
+    cfg = { ...saved, maxSteps: input.maxSteps, device: input.device, threads: input.threads, workers: input.workers };
+    if (input.epochs !== saved.epochs) {
+      // More (or fewer) epochs: the cosine schedule is stretched to the new end from here on.
+      cfg.epochs = input.epochs;
+      cfg.resolved = { ...saved.resolved, totalSteps: saved.resolved.stepsPerEpoch * input.epochs };
+      fs.writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+      log(`run extended to ${input.epochs} epochs`);
+    }
   } else {
     if (fs.existsSync(path.join(runDir, CKPT)))
       throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);

@@ -1,10 +1,11 @@
 /** The `sslkit` command as a user runs it: a real process, real files, one-line errors. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { CIFAR_ARCHIVE, hasCifar, hasFashion, tmpDir } from '../helpers.js';
+import { loadCheckpoint } from '../../train/checkpoint.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
 const cache = tmpDir('sslkit-cli-cache-');
@@ -80,5 +81,50 @@ describe('sslkit CLI', () => {
     expect(info.train.classes[0]).toBe('airplane');
     expect(info.train.perClass).toEqual(new Array(10).fill(5000));
     expect(fs.existsSync(path.join(cache, 'decoded'))).toBe(true);
+  });
+});
+
+describe.runIf(hasFashion)('sslkit train in a real process', () => {
+  it('Ctrl-C (SIGINT) finishes the step, writes a checkpoint and exits 130; --resume continues', async () => {
+    const out = path.join(tmpDir(), 'run');
+    const args = [
+      'train',
+      '--data',
+      'fashion-mnist',
+      '--limit',
+      '2048',
+      '--batch-size',
+      '32',
+      '--width',
+      '0.25',
+      '--set',
+      'proj_hidden=64',
+      '--epochs',
+      '1',
+    ];
+    const child = spawn(process.execPath, [bin, ...args, '--knn-memory', '0', '--no-tune', '--device', 'cpu', '--out', out], {
+      env: { ...process.env, SSLKIT_CACHE: cache },
+    });
+    let err = '';
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d) => {
+        err += d;
+        // Interrupt once a few steps have been checkpoint-free: after the graph compiled, wait.
+        if (/step graph:/.test(err) && !child.killed) setTimeout(() => child.kill('SIGINT'), 1500);
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(err).toMatch(/interrupt: finishing this step and writing a checkpoint/);
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/^interrupted: step (\d+)/);
+    const ck = loadCheckpoint(path.join(out, 'checkpoint.ckpt'));
+    expect(ck.position.step).toBeGreaterThan(0);
+    expect(ck.position.step).toBeLessThan(64);
+    const resumed = sslkit('train', '--resume', out, '--knn-memory', '0', '--no-tune', '--device', 'cpu');
+    expect(resumed.code, resumed.err).toBe(0);
+    expect(resumed.err).toMatch(new RegExp(`resuming at step ${ck.position.step} `));
+    expect(resumed.out).toMatch(/^done: step 64,/);
   });
 });

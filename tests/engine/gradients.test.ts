@@ -205,7 +205,7 @@ describe('vector-Jacobian rules match central finite differences', () => {
     expect(r.worst).toBeLessThan(c.tol ?? 2e-3);
   });
 
-  const plans: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise'];
+  const plans: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise', 'correlate', 'flat'];
   it.each(plans)('conv weight-gradient plan %s', async (plan) => {
     setConvGradOverride(plan);
     try {
@@ -217,6 +217,18 @@ describe('vector-Jacobian rules match central finite differences', () => {
           f: ({ x, w }) => o.conv(x, w, null, { strides: [2, 2], pads: [1, 0, 1, 1] }),
         },
         { name: `${plan} 1x1`, inputs: { x: [2, 4, 5, 3], w: [3, 4, 1, 1] }, wrt: ['w'], f: ({ x, w }) => o.conv(x, w, null) },
+        {
+          name: `${plan} dilated`,
+          inputs: { x: [1, 2, 8, 7], w: [3, 2, 3, 2] },
+          wrt: ['w'],
+          f: ({ x, w }) => o.conv(x, w, null, { dilations: [2, 2], pads: [2, 1, 2, 1] }),
+        },
+        {
+          name: `${plan} 1x1 s2`,
+          inputs: { x: [2, 4, 5, 5], w: [3, 4, 1, 1] },
+          wrt: ['w'],
+          f: ({ x, w }) => o.conv(x, w, null, { strides: [2, 2] }),
+        },
       ];
       for (const c of shapes) expect((await checkGradient(c)).details).toEqual([]);
     } finally {

@@ -22,9 +22,13 @@ import { writeFileAtomic } from '../../core/image-set.js';
 
 const cacheFile = () => path.join(cacheDir(), 'conv-grad-plans.json');
 
+/** Measurements are only valid against the same set of candidates. */
+const CANDIDATES = CONV_GRAD_PLANS.join(',');
+
 function readCache(): Record<string, ConvGradPlan> {
   try {
-    return JSON.parse(fs.readFileSync(cacheFile(), 'utf8')) as Record<string, ConvGradPlan>;
+    const c = JSON.parse(fs.readFileSync(cacheFile(), 'utf8')) as { candidates?: string; plans?: Record<string, ConvGradPlan> };
+    return c.candidates === CANDIDATES && c.plans ? c.plans : {};
   } catch {
     return {};
   }
@@ -82,7 +86,7 @@ export async function tuneConvGrads(o: { threads: number; log?: (l: string) => v
   if (measured) {
     o.log?.(`conv weight gradients: measured ${measured} layer shape(s), plans cached in ${cacheFile()}`);
     try {
-      writeFileAtomic(cacheFile(), [JSON.stringify(cache, null, 1)]);
+      writeFileAtomic(cacheFile(), [JSON.stringify({ candidates: CANDIDATES, plans: cache }, null, 1)]);
     } catch {
       // an unwritable cache only means measuring again next time
     }

@@ -4,12 +4,18 @@
  * shape (ENGINE-NOTES.md), so each shape gets a plan, chosen by measurement (conv-grad-tuner.ts).
  *
  *   dW[m, c, i, j] = Σ_{n, oh, ow} dy[n, m, oh, ow] · x_pad[n, c, oh·s + i·d, ow·s + j·d]
+ *
+ * Plans: 'im2col' (shifted NHWC slices concatenated, one product), 'shifted' (one product per
+ * tap, no column matrix), 'pointwise' (1×1: one product), 'correlate' (the textbook conv over
+ * transposed tensors: x as [C, N, H, W] correlated with dy as [M, N, OH, OW] weights), 'flat'
+ * (stride 1: positions flattened over the padded width, so every tap is one contiguous slice; dy
+ * gets zero columns where a flattened window wraps past the row end).
  */
 import type { Tensor } from './graph.js';
-import { concat, gemm, pad, reshape, slice, transpose, unsqueeze } from './ops.js';
+import { concat, conv, gemm, pad, reshape, slice, transpose, unsqueeze } from './ops.js';
 
-export type ConvGradPlan = 'im2col' | 'shifted' | 'pointwise';
-export const CONV_GRAD_PLANS: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise'];
+export type ConvGradPlan = 'im2col' | 'shifted' | 'pointwise' | 'correlate' | 'flat';
+export const CONV_GRAD_PLANS: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise', 'correlate', 'flat'];
 
 export interface ConvGradShape {
   x: number[];
@@ -37,6 +43,7 @@ export function setConvGradOverride(plan: ConvGradPlan | undefined): void {
 
 export function planApplies(plan: ConvGradPlan, s: ConvGradShape): boolean {
   if (plan === 'pointwise') return s.w[2] === 1 && s.w[3] === 1 && s.pads.every((p) => p === 0) && s.strides.every((v) => v === 1);
+  if (plan === 'flat') return s.strides.every((v) => v === 1) && s.w[2] * s.w[3] > 1;
   return true;
 }
 
@@ -84,13 +91,41 @@ export function convWeightGrad(
     const cols = reshape(transpose(x, [0, 2, 3, 1]), [P, C]);
     return reshape(gemm(dyT, cols), [M, C, 1, 1]);
   }
+  const taps: [number, number][] = [];
+  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) taps.push([i, j]);
+  if (plan === 'correlate') {
+    // Stride and dilation swap roles: dy's taps are `stride` apart over x.
+    const corr = conv(transpose(x, [1, 0, 2, 3]), transpose(dy, [1, 0, 2, 3]), null, {
+      pads: o.pads,
+      strides: o.dilations,
+      dilations: o.strides,
+    });
+    const [, , ch, cw] = corr.dims;
+    const cropped = ch === kh && cw === kw ? corr : slice(corr, [0, 0], [kh, kw], [2, 3]);
+    return transpose(cropped, [1, 0, 2, 3]);
+  }
+  if (plan === 'flat') {
+    const [H, W] = x.dims.slice(2);
+    const [dh, dw] = o.dilations;
+    const Wp = W + o.pads[1] + o.pads[3];
+    // One spare row at the bottom keeps the last tap's slice inside the tensor.
+    const Hp = H + o.pads[0] + o.pads[2] + 1;
+    const L = OH * Wp;
+    const xf = reshape(transpose(pad(x, [0, 0, o.pads[0], o.pads[1], 0, 0, o.pads[2] + 1, o.pads[3]]), [0, 2, 3, 1]), [N, Hp * Wp, C]);
+    // dy over the same flattened positions: OW real columns, Wp − OW zero ones.
+    const dyf = reshape(pad(dy, [0, 0, 0, 0, 0, 0, 0, Wp - OW]), [N, M, L]);
+    const dyT = reshape(transpose(dyf, [1, 0, 2]), [M, N * L]);
+    const perTap = taps.map(([i, j]) => {
+      const off = i * dh * Wp + j * dw;
+      return unsqueeze(gemm(dyT, reshape(slice(xf, [off], [off + L], [1]), [N * L, C])), [2]);
+    });
+    return reshape(concat(perTap, 2), [M, C, kh, kw]);
+  }
   const [sh, sw] = o.strides;
   const [dh, dw] = o.dilations;
   const xp = transpose(pad(x, [0, 0, o.pads[0], o.pads[1], 0, 0, o.pads[2], o.pads[3]]), [0, 2, 3, 1]); // NHWC
   const shifted = (i: number, j: number) =>
     slice(xp, [i * dh, j * dw], [i * dh + (OH - 1) * sh + 1, j * dw + (OW - 1) * sw + 1], [1, 2], [sh, sw]);
-  const taps: [number, number][] = [];
-  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) taps.push([i, j]);
   if (plan === 'im2col') {
     // One [P, kh·kw·C] column matrix and one product.
     const cols = reshape(
