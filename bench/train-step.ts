@@ -1,6 +1,6 @@
 /**
  * bench/train-step: one SimCLR training step (forward, backward, AdamW update, one ONNX graph) on
- * the reference convnet (batch 128 × 2 views, 32×32×3) and on ResNet-18, in images/s and peak
+ * the reference convnet (batch 128 × 2 views, 32×32×3) and on ResNet-18, in views/s and peak
  * RSS, beside the same step in PyTorch (Debian's python3-torch) measured in the same run.
  *
  *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--resnet-batch 64]
@@ -102,7 +102,7 @@ console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${th
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
-const header = ['step', 'sslkit', 'img/s', 'peak RSS', 'PyTorch', 'img/s', 'peak RSS', 'sslkit/PyTorch'];
+const header = ['step', 'sslkit', 'views/s', 'peak RSS', 'PyTorch', 'views/s', 'peak RSS', 'sslkit/PyTorch'];
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 for (const [backbone, batch] of [
   ['convnet', 128],

@@ -50,14 +50,22 @@ function backends(): Set<string> {
   return set;
 }
 
-/** What `auto` settled on in this process, so later sessions neither probe nor log again. */
-let autoChoice: LoadedSession['provider'] | null = null;
+/** What each device setting settled on in this process, so later sessions neither probe nor log again. */
+const settled = new Map<Device, LoadedSession['provider']>();
 
 export async function createSession(model: Uint8Array, o: SessionOptions = {}): Promise<LoadedSession> {
   const device = o.device ?? 'cpu';
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const candidates: LoadedSession['provider'][] =
-    device === 'auto' ? ['cuda', 'webgpu', 'cpu'] : device === 'cpu' ? ['cpu'] : [device, 'cpu'];
+  const known = settled.get(device);
+  // A settled GPU provider still falls back to CPU for a model it cannot run.
+  const candidates: LoadedSession['provider'][] = known
+    ? [...new Set([known, 'cpu' as const])]
+    : device === 'auto'
+      ? ['cuda', 'webgpu', 'cpu']
+      : device === 'cpu'
+        ? ['cpu']
+        : [device, 'cpu'];
+  const first = !settled.has(device);
   const available = backends();
   let lastError = '';
   for (const provider of candidates) {
@@ -70,7 +78,9 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       const opts: ort.InferenceSession.SessionOptions = {
         executionProviders: [provider],
         interOpNumThreads: 1,
-        graphOptimizationLevel: (process.env.SSLKIT_ORT_OPT as 'all') ?? 'all',
+        // SSLKIT_ORT_OPT=disabled|basic|extended|all: onnxruntime's graph optimisation level, for
+        // bisecting a numerical difference (graph optimisations once exposed an in-place BN bug).
+        graphOptimizationLevel: (process.env.SSLKIT_ORT_OPT as 'all' | undefined) ?? 'all',
         enableCpuMemArena: true,
       };
       if (o.threads) opts.intraOpNumThreads = o.threads;
@@ -78,14 +88,16 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       if (process.env.SSLKIT_ORT_PROFILE) Object.assign(opts, { enableProfiling: true, profileFilePrefix: process.env.SSLKIT_ORT_PROFILE });
       if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
       const session = await ort.InferenceSession.create(model, opts);
-      if (provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);
-      if (device === 'auto' && !autoChoice)
+      if (first && provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);
+      if (first && device === 'auto')
         log(`sslkit: execution provider ${provider}${provider === 'cpu' ? ' (no CUDA or WebGPU provider could be loaded)' : ''}`);
-      if (device === 'auto') autoChoice = provider;
+      if (first) settled.set(device, provider);
       return { session, provider };
     } catch (e) {
       if (provider === 'cpu') throw e;
-      lastError = (e as Error).message.split('\n')[0];
+      // ORT's messages carry source paths and lambdas; keep the part a user can act on.
+      const msg = (e as Error).message.split('\n')[0];
+      lastError = /Failed to get a WebGPU adapter.*$/.exec(msg)?.[0] ?? msg.replace(/^.*\] ?/, '');
       log(`sslkit: execution provider '${provider}' failed to load (${lastError}); trying the next one`);
     }
   }

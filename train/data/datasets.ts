@@ -57,11 +57,9 @@ const IDX_FILES = (split: Split) =>
 
 /** The first of `names` (with or without .gz) found in a candidate folder of any root. */
 function findIdx(kind: 'fashion-mnist' | 'mnist', split: Split, dataDir?: string): string[] | null {
-  const tried: string[] = [];
   for (const root of dataRoots(dataDir)) {
     for (const dir of [root, ...SOURCES[kind].folders.map((f) => path.join(root, f))]) {
       const files = IDX_FILES(split).map((n) => [path.join(dir, n), path.join(dir, `${n}.gz`)].find((p) => fs.existsSync(p)));
-      tried.push(dir);
       if (files.every(Boolean)) return files as string[];
     }
   }
