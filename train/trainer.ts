@@ -25,7 +25,7 @@ import { makeBackbone } from './backbones/index.js';
 import { getMethod, resolveHyperParams } from './methods/index.js';
 import { loadDataset } from './data/datasets.js';
 import { ViewLoader } from './augment/loader.js';
-import { AUGMENT_PRESETS, presetViews, type AugmentConfig } from './augment/presets.js';
+import { AUGMENT_PRESETS, presetViews, type AugmentConfig, type AugmentPreset } from './augment/presets.js';
 import { channelStats, makePlainBatch } from './augment/views.js';
 import { Embedder, recalibrateBatchNorm, type EncoderSpec } from './encoder.js';
 import { loadCheckpoint, saveCheckpoint, type Position } from './checkpoint.js';
@@ -47,7 +47,7 @@ export const TrainConfigSchema = z.object({
   nesterov: z.boolean().default(false),
   warmupEpochs: z.number().min(0).default(1),
   clipGradNorm: z.number().min(0).default(0),
-  augment: z.enum(AUGMENT_PRESETS as [string, ...string[]]).optional(),
+  augment: z.enum(AUGMENT_PRESETS as [AugmentPreset, ...AugmentPreset[]]).optional(),
   /** Smallest random-resized-crop area fraction. */
   cropMinScale: z.number().gt(0).max(1).default(0.2),
   /** Hyper-parameters of the method (`--set key=value`). */
@@ -55,7 +55,7 @@ export const TrainConfigSchema = z.object({
   /** Train on the first N images only (quick runs and tests). */
   limit: z.number().int().positive().optional(),
   seed: z.number().int().default(0),
-  device: z.enum(DEVICES as [string, ...string[]]).default('auto'),
+  device: z.enum(DEVICES as [Device, ...Device[]]).default('auto'),
   threads: z.number().int().min(0).default(0),
   workers: z.number().int().min(0).default(1),
   /** kNN check each epoch: memory and query sizes (0 turns it off). */
@@ -129,7 +129,7 @@ interface StepGraph {
 
 async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<StepGraph> {
   const r = cfg.resolved;
-  const provider = await resolveProvider(cfg.device as Device, log);
+  const provider = await resolveProvider(cfg.device, log);
   const method = getMethod(cfg.method);
   const build = () => {
     convGradShapesSeen.clear();
@@ -180,7 +180,7 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
     if (changed) built = build();
   }
   const t0 = Date.now();
-  const prog = await Program.compile(built.g, { device: cfg.device as never, threads: cfg.threads, spinning: cfg.workers === 0 });
+  const prog = await Program.compile(built.g, { device: cfg.device, threads: cfg.threads, spinning: cfg.workers === 0 });
   log(
     `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`,
   );
@@ -204,7 +204,7 @@ async function knnCheck(
   mem: ImageSet,
   queries: ImageSet,
 ): Promise<{ top1: number; collapse: number }> {
-  const emb = await Embedder.create(encoderSpec(cfg), values, { batch: 256, device: cfg.device as never, threads: cfg.threads });
+  const emb = await Embedder.create(encoderSpec(cfg), values, { batch: 256, device: cfg.device, threads: cfg.threads });
   try {
     const { mean, std } = cfg.resolved.augment;
     const all = (s: ImageSet) =>
@@ -271,7 +271,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     if (stepsPerEpoch < 1) throw new UserError(`batch size ${input.batchSize} is larger than the ${trainSet.n} training images`);
     const stats = channelStats(trainSet);
     const augment: AugmentConfig = {
-      views: presetViews((input.augment ?? method.augment) as never, trainSet.h, method.views, { minScale: input.cropMinScale }),
+      views: presetViews(input.augment ?? method.augment, trainSet.h, method.views, { minScale: input.cropMinScale }),
       ...stats,
     };
     const backbone = makeBackbone(input.backbone, { width: input.width });
@@ -347,7 +347,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     n: bnImages.n,
   };
   const recalibrate = () =>
-    recalibrateBatchNorm(encoderSpec(cfg), params(), bnSample.images, bnSample.n, { device: cfg.device as never, threads: cfg.threads });
+    recalibrateBatchNorm(encoderSpec(cfg), params(), bnSample.images, bnSample.n, { device: cfg.device, threads: cfg.threads });
 
   let initialKnn: number | null = null;
   if (knnSets && pos.step === 0) {

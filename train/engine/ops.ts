@@ -800,17 +800,23 @@ defineOp('BatchNormalization', {
     // Training mode normalises with the batch statistics (with momentum 0 ORT returns them as the
     // "running" outputs); eval mode with the running ones, which are constants here.
     const [mean, variance] = attrs.training_mode ? [outputs[1], outputs[2]] : [rmean!, rvar!];
-    const invStd = reshape(div(1, sqrt(add(variance, eps))), chan);
-    const xhat = mul(sub(x!, reshape(mean, chan)), invStd);
+    // Every pass over the full activation costs; work per channel where possible. With
+    // σ⁻¹ = 1/√(var+ε) and S = Σ dy, P = Σ dy·x over the reduced axes:
+    //   dβ = S,  dγ = Σ dy·x̂ = σ⁻¹(P − μS)
+    //   train: dx = γσ⁻¹·(dy − S/n − x̂·dγ/n) = A·dy + B·x + C with per-channel
+    //          A = γσ⁻¹, B = −γσ⁻²·dγ/n, C = −γσ⁻¹·S/n − B·μ
+    //   eval:  dx = γσ⁻¹·dy
+    const invStd = div(1, sqrt(add(variance, eps)));
+    const A = mul(gamma!, invStd);
     const dBeta = reduceSum(dy!, axes);
-    const dGamma = reduceSum(mul(dy!, xhat), axes);
-    const gScale = mul(reshape(gamma!, chan), invStd);
+    const dGamma = mul(invStd, sub(reduceSum(mul(dy!, x!), axes), mul(mean, dBeta)));
     let dx: T;
     if (attrs.training_mode) {
       const n = x!.size / (x!.shape[1] as number);
-      // dx = γ·σ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂))
-      dx = mul(gScale, sub(sub(dy!, reshape(div(dBeta, n), chan)), mul(xhat, reshape(div(dGamma, n), chan))));
-    } else dx = mul(dy!, gScale);
+      const B = neg(div(mul(mul(A, invStd), dGamma), n));
+      const C = sub(neg(div(mul(A, dBeta), n)), mul(B, mean));
+      dx = add(add(mul(dy!, reshape(A, chan)), mul(x!, reshape(B, chan))), reshape(C, chan));
+    } else dx = mul(dy!, reshape(A, chan));
     return [dx, dGamma, dBeta, null, null];
   },
 });
