@@ -18,16 +18,19 @@ export function vit(opts: BackboneOptions & { patch?: number; depth?: number; he
     name: 'vit',
     dim,
     build(ctx: Ctx, x: Tensor) {
-      const [N, C, H, W] = x.dims;
+      // The batch may be symbolic (an exported model's dynamic batch): only C, H, W are numbers.
+      const [C, H, W] = x.shape.slice(1) as number[];
       if (H % patch || W % patch) throw new RangeError(`vit: image ${H}×${W} is not a multiple of the patch size ${patch}`);
       const P = (H / patch) * (W / patch);
       // Patch embedding as a strided convolution, then [N, P, D].
       const w = ctx.param('patch.weight', [dim, C, patch, patch], init.truncNormal(0.02));
       const b = ctx.param('patch.bias', [dim], init.constant(0), 'bias');
-      const tokens = o.transpose(o.reshape(o.conv(x, w, b, { strides: [patch, patch] }), [N, dim, P]), [0, 2, 1]);
+      const tokens = o.transpose(o.reshape(o.conv(x, w, b, { strides: [patch, patch] }), [0, dim, P]), [0, 2, 1]);
       const cls = ctx.param('cls_token', [1, 1, dim], init.truncNormal(0.02), 'norm');
       const pos = ctx.param('pos_embed', [1, P + 1, dim], init.truncNormal(0.02), 'norm');
-      let h = o.add(o.concat([o.expand(cls, [N, 1, dim]), tokens], 1), pos);
+      // One CLS token per image without naming the batch size: 0·(first token) + cls broadcasts.
+      const clsTokens = o.add(o.mul(o.slice(tokens, [0], [1], [1]), 0), cls);
+      let h = o.add(o.concat([clsTokens, tokens], 1), pos);
       let lastAttn: Tensor | undefined;
       for (let i = 0; i < depth; i++) {
         ctx.within(`block${i}`, () => {
@@ -39,9 +42,9 @@ export function vit(opts: BackboneOptions & { patch?: number; depth?: number; he
         });
       }
       h = layerNorm(ctx, 'norm', h);
-      const features = o.reshape(o.slice(h, [0], [1], [1]), [N, dim]);
+      const features = o.reshape(o.slice(h, [0], [1], [1]), [0, dim]);
       // CLS row of the last attention, without the CLS column: [N, heads, P].
-      const clsAttention = o.reshape(o.slice(lastAttn!, [0, 1], [1, P + 1], [2, 3]), [N, heads, P]);
+      const clsAttention = o.reshape(o.slice(lastAttn!, [0, 1], [1, P + 1], [2, 3]), [0, heads, P]);
       return { features, clsAttention };
     },
   };

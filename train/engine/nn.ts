@@ -215,14 +215,15 @@ export function basicBlock(ctx: Ctx, name: string, x: Tensor, out: number, strid
 /** Multi-head self-attention over [N, T, D]; returns the output and the attention weights [N, H, T, T]. */
 export function selfAttention(ctx: Ctx, name: string, x: Tensor, heads: number): { y: Tensor; attn: Tensor } {
   return ctx.within(name, () => {
-    const [N, T, D] = x.dims;
+    // N may be symbolic (dynamic batch): reshapes carry it with 0 or infer it with -1.
+    const [T, D] = x.shape.slice(1) as number[];
     const hd = D / heads;
     const qkv = linear(ctx, 'qkv', x, 3 * D, { init: init.truncNormal(0.02) });
     // [N, T, 3, H, hd] → [3, N, H, T, hd]
-    const parts = o.transpose(o.reshape(qkv, [N, T, 3, heads, hd]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = o.split(parts, [1, 1, 1], 0).map((t) => o.reshape(t, [N, heads, T, hd]));
+    const parts = o.transpose(o.reshape(qkv, [0, 0, 3, heads, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = o.split(parts, [1, 1, 1], 0).map((t) => o.reshape(t, [-1, heads, T, hd]));
     const attn = o.softmax(o.mul(o.matmul(q, o.transposeLast(k)), 1 / Math.sqrt(hd)), -1);
-    const ctxv = o.reshape(o.transpose(o.matmul(attn, v), [0, 2, 1, 3]), [N, T, D]);
+    const ctxv = o.reshape(o.transpose(o.matmul(attn, v), [0, 2, 1, 3]), [0, 0, D]);
     return { y: linear(ctx, 'proj', ctxv, D, { init: init.truncNormal(0.02) }), attn };
   });
 }

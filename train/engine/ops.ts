@@ -194,18 +194,23 @@ defineOp('Reshape', {
   shape: (ins, a) => {
     const x = ins[0]!;
     const target = (a._shape as number[]).slice();
-    const known = x.shape.every((d) => typeof d === 'number');
     const shape: Shape = target.map((d, i) => (d === 0 ? x.shape[i] : d));
+    // Symbolic dimensions (a dynamic batch) must be carried over with 0, or be what -1 stands for.
+    const symIn = x.shape.filter((d) => typeof d !== 'number');
+    const symOut = shape.filter((d) => typeof d !== 'number');
+    const uncopied = symIn.filter((d) => !symOut.includes(d));
+    const numIn = numel(x.shape.filter((d) => typeof d === 'number') as number[]);
     const neg = shape.indexOf(-1);
     if (neg >= 0) {
-      if (!known) shape[neg] = x.shape[0];
-      else {
-        const rest = numel(shape.filter((_, i) => i !== neg) as number[]);
-        shape[neg] = numel(x.dims) / rest;
-      }
-    }
-    if (known && shape.every((d) => typeof d === 'number') && numel(shape as number[]) !== numel(x.dims))
-      throw new RangeError(`Reshape: cannot reshape [${x.shape}] (${numel(x.dims)} values) to [${target}]`);
+      const rest = numel(shape.filter((d, i) => i !== neg && typeof d === 'number') as number[]);
+      if (uncopied.length === 0) shape[neg] = numIn / rest;
+      else if (uncopied.length === 1 && numIn === rest) shape[neg] = uncopied[0];
+      else throw new RangeError(`Reshape: cannot infer -1 in [${target}] from [${x.shape}]`);
+    } else if (uncopied.length)
+      throw new RangeError(`Reshape: symbolic dimension '${uncopied[0]}' of [${x.shape}] is not carried into [${target}]`);
+    const numOut = numel(shape.filter((d) => typeof d === 'number') as number[]);
+    if (uncopied.length === 0 && neg < 0 && numOut !== numIn)
+      throw new RangeError(`Reshape: cannot reshape [${x.shape}] (${numIn} values) to [${target}]`);
     return [{ shape, dtype: x.dtype }];
   },
   nonDiff: [1],
@@ -290,7 +295,7 @@ defineOp('Slice', {
   shape: (ins, a) => {
     const x = ins[0]!;
     const shape = x.shape.slice();
-    const r = resolveSlice(x.dims, a._starts as number[], a._ends as number[], a._axes as number[], a._steps as number[]);
+    const r = resolveSlice(x.shape, a._starts as number[], a._ends as number[], a._axes as number[], a._steps as number[]);
     for (const s of r) shape[s.axis] = Math.max(0, Math.ceil((s.end - s.start) / s.step));
     return [{ shape, dtype: x.dtype }];
   },
@@ -306,10 +311,11 @@ defineOp('Slice', {
     return [pad(dy!, pads), null, null, null, null];
   },
 });
-function resolveSlice(dims: number[], starts: number[], ends: number[], axes: number[], steps: number[]) {
+function resolveSlice(dims: Shape, starts: number[], ends: number[], axes: number[], steps: number[]) {
   return axes.map((ax, i) => {
     const axis = normAxis(ax, dims.length);
     const n = dims[axis];
+    if (typeof n !== 'number') throw new RangeError(`Slice: axis ${axis} is symbolic ('${n}'); only numeric axes can be sliced`);
     const step = steps[i];
     // ONNX clamps to [0, n] for positive steps and to [−1, n−1] for negative ones.
     const [lo, hi] = step > 0 ? [0, n] : [-1, n - 1];
