@@ -4,6 +4,7 @@ import { UserError } from '../core/errors.js';
 import { dataCommand } from './data.js';
 import { methodsCommand, trainCommand } from './train.js';
 import { quickstartCommand } from './quickstart.js';
+import { exportCommand, inspectCommand } from './export.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
@@ -13,6 +14,8 @@ export function buildProgram(): Command {
   program.addCommand(dataCommand());
   program.addCommand(trainCommand());
   program.addCommand(methodsCommand());
+  program.addCommand(exportCommand());
+  program.addCommand(inspectCommand());
   program.addCommand(quickstartCommand());
   return program;
 }

@@ -6,6 +6,9 @@ import { Graph } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { Program } from './engine/program.js';
 import { makeBackbone } from './backbones/index.js';
+import { getMethod } from './methods/index.js';
+import { l2normalize } from './engine/ops.js';
+import { UserError } from '../core/errors.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 
 export interface EncoderSpec {
@@ -15,6 +18,10 @@ export interface EncoderSpec {
   channels: number;
   height: number;
   width: number;
+  /** Append the method's projection head (export `--head projector`). */
+  head?: { method: string; hp: Record<string, number> };
+  /** L2-normalise the output embedding. */
+  normalize?: boolean;
 }
 
 /** Builds the eval-mode encoder graph for a batch of `batch` images (a number, or 'N' for dynamic). */
@@ -28,7 +35,14 @@ export function buildEncoderGraph(
   const x = g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]);
   const bb = makeBackbone(spec.backbone, { width: spec.widthMult });
   const out = bb.build(ctx, x);
-  const features = g.output(out.features, 'embeddings');
+  let emb = out.features;
+  if (spec.head) {
+    const m = getMethod(spec.head.method);
+    if (!m.head) throw new UserError(`method '${m.name}' has no projection head to export`);
+    emb = m.head(ctx, emb, spec.head.hp);
+  }
+  if (spec.normalize) emb = l2normalize(emb, 1);
+  const features = g.output(emb, 'embeddings');
   if (out.clsAttention) g.output(out.clsAttention, 'attention');
   return { g, features: features.name };
 }

@@ -4,6 +4,7 @@
  * files are skipped by protobufjs, so reading a model written by another producer is safe.
  */
 import protobuf from 'protobufjs';
+import { UserError } from '../errors.js';
 
 const SCHEMA = `
 syntax = "proto2";
@@ -201,9 +202,9 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): ModelMsg {
   try {
     msg = ModelProto.decode(bytes);
   } catch (e) {
-    throw new Error(`${source}: not a valid ONNX file (${(e as Error).message})`, { cause: e });
+    throw new UserError(`${source}: not a valid ONNX file (${(e as Error).message})`, { cause: e });
   }
   const obj = ModelProto.toObject(msg, { longs: Number, bytes: Uint8Array, defaults: false, arrays: true }) as ModelMsg;
-  if (!obj.graph || !obj.opset_import?.length) throw new Error(`${source}: not a valid ONNX file (no graph or no opset_import)`);
+  if (!obj.graph || !obj.opset_import?.length) throw new UserError(`${source}: not a valid ONNX file (no graph or no opset_import)`);
   return obj;
 }

@@ -20,8 +20,8 @@ export const simclr: Method = {
   optimizer: { name: 'lars', lrPer256: 0.3, weightDecay: 1e-6 },
   build(ctx, backbone, views, hp) {
     // Both views go through the encoder as one batch: one pass, shared weights.
-    const h = backbone.build(ctx, concat(views, 0)).features;
-    const z = mlp(ctx, 'projector', h, { dims: [hp.proj_hidden, hp.proj_out], norm: 'batch' });
+    const z = this.head!(ctx, backbone.build(ctx, concat(views, 0)).features, hp);
     return { loss: ntXent(z, hp.temperature), monitor: z };
   },
+  head: (ctx, h, hp) => mlp(ctx, 'projector', h, { dims: [hp.proj_hidden, hp.proj_out], norm: 'batch' }),
 };

@@ -34,4 +34,6 @@ export interface Method {
    */
   teacherMomentum?(hp: Record<string, number>): number;
   build(ctx: Ctx, backbone: Backbone, views: Tensor[], hp: Record<string, number>): MethodBuild;
+  /** The projection head on backbone features, as trained (export `--head projector`). */
+  head?(ctx: Ctx, features: Tensor, hp: Record<string, number>): Tensor;
 }

@@ -1,0 +1,156 @@
+/**
+ * Export round trips: for every backbone, fp32 and fp16, the written file (loaded by
+ * onnxruntime, dynamic batch) agrees with the engine's eval-mode graph; folding, normalisation,
+ * the projector head, opsets, metadata and `inspect`, and the bad files `inspect` must refuse.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { train, TrainConfigSchema } from '../../train/trainer.js';
+import { exportRun } from '../../export/exporter.js';
+import { inspectModel } from '../../export/inspect.js';
+import { fromHalfBits, toHalfBits } from '../../export/fp16.js';
+import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
+
+const quiet = { log: () => {} };
+const runs: Record<string, string> = {};
+
+async function embed(file: string, n: number, c = 1, hw = 28) {
+  const s = await ort.InferenceSession.create(file);
+  const x = Float32Array.from({ length: n * c * hw * hw }, (_, i) => Math.sin(i * 0.01));
+  const out = await s.run({ pixel_values: new ort.Tensor('float32', x, [n, c, hw, hw]) });
+  await s.release();
+  return out.embeddings;
+}
+
+describe('half precision', () => {
+  it('converts exactly representable values exactly and rounds to nearest even', () => {
+    for (const v of [0, 1, -2, 0.5, 65504, 2 ** -24, -(2 ** -14)]) expect(fromHalfBits(toHalfBits(v))).toBe(v);
+    expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // tie → even
+    expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(fromHalfBits(toHalfBits(1e6))).toBe(Infinity);
+    expect(Math.abs(fromHalfBits(toHalfBits(0.1)) - 0.1)).toBeLessThan(1e-4);
+  });
+});
+
+describe.runIf(hasFashion)('sslkit export', () => {
+  beforeAll(async () => {
+    isolatedCache();
+    for (const backbone of ['convnet', 'resnet10', 'vit']) {
+      const out = tmpDir();
+      await train(
+        TrainConfigSchema.parse({
+          method: 'simclr',
+          data: 'fashion-mnist',
+          dataDir: FASHION_DIR,
+          backbone,
+          width: 0.25,
+          hp: { proj_hidden: 64, proj_out: 32 },
+          epochs: 1,
+          batchSize: 32,
+          limit: 128,
+          knnMemory: 0,
+          knnQueries: 0,
+          tuneConv: false,
+          device: 'cpu',
+          workers: 0,
+          out,
+        }),
+        quiet,
+      );
+      runs[backbone] = out;
+    }
+  }, 300_000);
+
+  it.each(['convnet', 'resnet10', 'vit'])('%s: fp32 and fp16 files agree with the engine, with a dynamic batch', async (backbone) => {
+    const dir = tmpDir();
+    const f32 = await exportRun(runs[backbone], { out: path.join(dir, 'm.onnx'), log: () => {} });
+    expect(f32.maxAbsDiff).toBeLessThanOrEqual(1e-4);
+    expect(f32.checkedImages).toBe(64);
+    const f16 = await exportRun(runs[backbone], { out: path.join(dir, 'm16.onnx'), fp16: true, log: () => {} });
+    expect(f16.maxAbsDiff).toBeLessThanOrEqual(1e-2);
+    expect(f16.maxAbsDiff).toBeGreaterThan(0); // the weights really are rounded
+    expect(f16.bytes).toBeLessThan(0.6 * f32.bytes);
+    for (const n of [1, 5]) expect((await embed(path.join(dir, 'm.onnx'), n)).dims).toEqual([n, f32.embeddingDim]);
+    const info = inspectModel(path.join(dir, 'm.onnx'));
+    expect(info.inputs).toEqual([{ name: 'pixel_values', dtype: 'float32', shape: ['N', 1, 28, 28] }]);
+    expect(info.outputs[0]).toEqual({ name: 'embeddings', dtype: 'float32', shape: ['N', f32.embeddingDim] });
+    expect(info.metadata).toMatchObject({
+      method: 'simclr',
+      backbone,
+      embedding_dim: String(f32.embeddingDim),
+      input_channels: '1',
+      layout: 'NCHW',
+      weights_dtype: 'float32',
+    });
+    expect(JSON.parse(info.metadata.preprocessing)).toMatchObject({ channels: 1, height: 28, width: 28, pixel_scale: 1 / 255 });
+    expect(inspectModel(path.join(dir, 'm16.onnx')).metadata.weights_dtype).toBe('float16');
+    if (backbone === 'vit') expect(info.outputs.map((o) => o.name)).toContain('attention');
+  });
+
+  it('folds every BatchNorm of a CNN into its convolution, and --no-fold keeps them with the same output', async () => {
+    const dir = tmpDir();
+    const folded = await exportRun(runs.convnet, { out: path.join(dir, 'f.onnx'), log: () => {} });
+    const kept = await exportRun(runs.convnet, { out: path.join(dir, 'k.onnx'), fold: false, log: () => {} });
+    expect(folded.foldedBatchNorms).toBe(9);
+    expect(inspectModel(path.join(dir, 'f.onnx')).opCounts.BatchNormalization).toBeUndefined();
+    expect(inspectModel(path.join(dir, 'k.onnx')).opCounts.BatchNormalization).toBe(9);
+    expect(kept.foldedBatchNorms).toBe(0);
+    const a = (await embed(path.join(dir, 'f.onnx'), 4)).data as Float32Array;
+    const b = (await embed(path.join(dir, 'k.onnx'), 4)).data as Float32Array;
+    a.forEach((v, i) => expect(v).toBeCloseTo(b[i], 4));
+  });
+
+  it('--normalize gives unit vectors; --head projector gives the projector output', async () => {
+    const dir = tmpDir();
+    const r = await exportRun(runs.convnet, {
+      out: path.join(dir, 'p.onnx'),
+      normalize: true,
+      head: 'projector',
+      opset: 18,
+      log: () => {},
+    });
+    expect(r.embeddingDim).toBe(32);
+    expect(r.opset).toBe(18);
+    const e = (await embed(path.join(dir, 'p.onnx'), 3)).data as Float32Array;
+    for (let i = 0; i < 3; i++) expect(Math.hypot(...e.subarray(i * 32, (i + 1) * 32))).toBeCloseTo(1, 5);
+  });
+
+  it('refuses an opset the graph cannot be written in, naming why', async () => {
+    await expect(exportRun(runs.vit, { out: path.join(tmpDir(), 'v.onnx'), opset: 16 })).rejects.toThrow(
+      /opset 16 is not possible .* \(LayerNormalization needs 17\)/,
+    );
+    await expect(exportRun(runs.convnet, { out: path.join(tmpDir(), 'c.onnx'), opset: 99 })).rejects.toThrow(/opsets 13-21/);
+    expect(
+      (await exportRun(runs.convnet, { out: path.join(tmpDir(), 'c13.onnx'), opset: 13, log: () => {} })).maxAbsDiff,
+    ).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('sslkit inspect: a table and --json; bad files get a one-line error', () => {
+    const dir = tmpDir();
+    const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
+    const run = (...a: string[]) => spawnSync(process.execPath, [bin, ...a], { encoding: 'utf8' });
+    const e = run('export', runs.convnet, '--out', path.join(dir, 'm.onnx'));
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stdout).toMatch(/check: max \|onnxruntime − engine\| = .* over 64 images \(allowed 0.0001\)/);
+    const table = run('inspect', path.join(dir, 'm.onnx'));
+    expect(table.stdout).toMatch(/input\s+pixel_values\s+float32 \[N, 1, 28, 28\]/);
+    expect(table.stdout).toMatch(/knn_top1/);
+    expect(JSON.parse(run('inspect', path.join(dir, 'm.onnx'), '--json').stdout).nodes).toBeGreaterThan(5);
+    const bytes = fs.readFileSync(path.join(dir, 'm.onnx'));
+    fs.writeFileSync(path.join(dir, 'cut.onnx'), bytes.subarray(0, bytes.length >> 1));
+    fs.writeFileSync(path.join(dir, 'text.onnx'), 'hello, this is not a model\n');
+    for (const [f, msg] of [
+      ['cut.onnx', /cut.onnx: not a valid ONNX file/],
+      ['text.onnx', /text.onnx: not a valid ONNX file/],
+      ['missing.onnx', /missing.onnx: no such file/],
+    ] as const) {
+      const r = run('inspect', path.join(dir, f));
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+});
