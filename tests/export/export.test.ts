@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { train, TrainConfigSchema } from '../../train/trainer.js';
 import { exportRun } from '../../export/exporter.js';
 import { inspectModel } from '../../export/inspect.js';
+import { OnnxEncoder } from '../../export/onnx-encoder.js';
 import { fromHalfBits, toHalfBits } from '../../export/fp16.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
 
@@ -126,6 +127,16 @@ describe.runIf(hasFashion)('sslkit export', () => {
     expect(
       (await exportRun(runs.convnet, { out: path.join(tmpDir(), 'c13.onnx'), opset: 13, log: () => {} })).maxAbsDiff,
     ).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('an exported model loads as an OnnxEncoder with its preprocessing from the metadata, nothing assumed', async () => {
+    const file = path.join(tmpDir(), 'm.onnx');
+    await exportRun(runs.convnet, { out: file, log: () => {} });
+    const enc = await OnnxEncoder.load(file, { log: () => {} });
+    expect(enc.assumed).toEqual([]);
+    expect(enc.preprocessing).toMatchObject({ channels: 1, height: 28, width: 28, resize: 'cover-center-crop' });
+    expect(enc.outputKind).toBe('[N, D]');
+    await enc.release();
   });
 
   it('sslkit inspect: a table and --json; bad files get a one-line error', () => {
