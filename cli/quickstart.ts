@@ -1,7 +1,8 @@
 /**
  * `sslkit quickstart`: the main job in one command. Finds (or fetches) Fashion-MNIST, trains a
- * small SimCLR convnet with a progress bar, and prints a summary; a second call reuses the
- * finished run (or resumes an interrupted one) instead of retraining; --fresh starts over.
+ * small SimCLR convnet with a progress bar, exports and checks the ONNX model, and prints a
+ * summary; a second call reuses the finished run (or resumes an interrupted one) instead of
+ * retraining; --fresh starts over. Indexing, serving and the browser demo join as they land.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { loadDataset, cacheDir } from '../train/data/datasets.js';
 import { fetchFile } from '../train/data/fetch.js';
 import { SOURCES } from '../train/data/sources.js';
 import { train, TrainConfigSchema, readRunConfig } from '../train/trainer.js';
+import { exportRun } from '../export/exporter.js';
 import { UserError } from '../core/errors.js';
 import { intOption } from './options.js';
 import { progressBar } from './progress.js';
@@ -33,7 +35,7 @@ async function ensureFashionMnist(log: (l: string) => void): Promise<void> {
 
 export function quickstartCommand(): Command {
   return new Command('quickstart')
-    .description('train a small encoder on Fashion-MNIST and report its kNN accuracy (reuses a finished run)')
+    .description('train a small encoder on Fashion-MNIST, export it to ONNX and report its kNN accuracy (reuses a finished run)')
     .option('--out <dir>', 'run folder', 'runs/quickstart')
     .option('--epochs <n>', 'epochs', intOption('--epochs', 1), 3)
     .option('--limit <n>', 'training images', intOption('--limit', 256), 20000)
@@ -90,6 +92,14 @@ export function quickstartCommand(): Command {
         );
         (bar as ReturnType<typeof progressBar> | null)?.stop();
       }
+      // Export (and check) the encoder next to the run, unless an export newer than the checkpoint is there.
+      const modelFile = path.join(o.out, 'model.onnx');
+      let exportLine = '';
+      if (!fs.existsSync(modelFile) || fs.statSync(modelFile).mtimeMs < fs.statSync(ckpt).mtimeMs) {
+        const r = await exportRun(o.out, { out: modelFile, log });
+        exportLine = ` (checked against the engine: max difference ${r.maxAbsDiff.toExponential(1)})`;
+      }
+      const modelKiB = fs.statSync(modelFile).size / 1024;
       const metrics = fs
         .readFileSync(path.join(o.out, 'metrics.jsonl'), 'utf8')
         .trim()
@@ -103,8 +113,9 @@ export function quickstartCommand(): Command {
       process.stdout.write(
         `\nsslkit quickstart: a SimCLR convnet trained on ${cfg.limit} Fashion-MNIST images for ${cfg.epochs} epochs.\n` +
           `kNN top-1 on 2,000 test images: ${(100 * (last.knn_top1 as number)).toFixed(1)}% (random init ${(100 * (first.knn_top1 as number)).toFixed(1)}%); ` +
-          `training speed ${Math.round(ips)} images/s; run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt); ` +
-          `${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
+          `training speed ${Math.round(ips)} images/s.\n` +
+          `ONNX model: ${path.resolve(modelFile)}, ${modelKiB.toFixed(0)} KiB${exportLine}; inspect it with 'npx sslkit inspect ${path.join(o.out, 'model.onnx')}'.\n` +
+          `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
       );
     });
 }
