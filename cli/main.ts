@@ -5,6 +5,7 @@ import { dataCommand } from './data.js';
 import { methodsCommand, trainCommand } from './train.js';
 import { quickstartCommand } from './quickstart.js';
 import { exportCommand, inspectCommand } from './export.js';
+import { indexCommand } from './index.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   program.addCommand(methodsCommand());
   program.addCommand(exportCommand());
   program.addCommand(inspectCommand());
+  program.addCommand(indexCommand());
   program.addCommand(quickstartCommand());
   return program;
 }

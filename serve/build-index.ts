@@ -1,0 +1,65 @@
+/**
+ * `sslkit index MODEL --data D --out INDEX`: embeds a dataset or image folder with any ONNX
+ * encoder, stores unit vectors with ids and metadata, and clusters the gallery with k-means
+ * (K by option; default the class count, else √N).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadDataset, type Split } from '../train/data/datasets.js';
+import { subset } from '../core/image-set.js';
+import { kmeans } from '../core/kmeans.js';
+import { normalizeRows } from '../core/vectors.js';
+import { OnnxEncoder, type OnnxEncoderOptions } from '../export/onnx-encoder.js';
+import { preprocessImages } from '../export/preprocess.js';
+import { saveIndex, type IndexData } from './index-file.js';
+
+export interface BuildIndexOptions extends OnnxEncoderOptions {
+  data: string;
+  split?: Split;
+  dataDir?: string;
+  limit?: number;
+  clusters?: number;
+  batch?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
+  let set = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, log: o.log });
+  if (o.limit && o.limit < set.n)
+    set = subset(
+      set,
+      Int32Array.from({ length: o.limit }, (_, i) => i),
+    );
+  const enc = await OnnxEncoder.load(modelFile, o);
+  const dim = enc.dim;
+  const vectors = new Float32Array(set.n * dim);
+  const batch = o.batch ?? 256;
+  try {
+    for (let s = 0; s < set.n; s += batch) {
+      const idx = Int32Array.from({ length: Math.min(batch, set.n - s) }, (_, i) => s + i);
+      vectors.set(await enc.embed(preprocessImages(set, idx, enc.preprocessing), idx.length), s * dim);
+      o.onProgress?.(s + idx.length, set.n);
+    }
+  } finally {
+    await enc.release();
+  }
+  normalizeRows(vectors, dim);
+  const k = Math.min(set.n, o.clusters ?? (set.classes.length || Math.max(1, Math.round(Math.sqrt(set.n)))));
+  const km = kmeans(vectors, dim, k, { seed: 0 });
+  const items = Array.from({ length: set.n }, (_, i) => ({
+    id: String(i),
+    source: set.sources?.[i] ?? `${o.data}:${o.split ?? 'test'}:${i}`,
+    ...(set.labels && set.labels[i] >= 0 ? { label: set.classes[set.labels[i]] } : {}),
+  }));
+  const index: IndexData = {
+    dim,
+    metric: 'cosine',
+    model: { file: path.resolve(modelFile), bytes: fs.statSync(modelFile).size, embeddingDim: dim, metadata: enc.info.metadata },
+    data: o.data,
+    items,
+    vectors,
+    clusters: { k, centroids: km.centroids, assign: km.assign },
+  };
+  saveIndex(out, index);
+  return index;
+}

@@ -1,0 +1,90 @@
+/**
+ * The on-disk index: vectors (L2-normalised float32), ids and per-item metadata, and k-means
+ * clusters of the gallery, in one versioned file written atomically:
+ *   "SSLINDEX\n" + a JSON header line + vectors [count, dim] + centroids [k, dim] + assignments [count]
+ */
+import fs from 'node:fs';
+import { UserError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/image-set.js';
+
+const MAGIC = 'SSLINDEX\n';
+export const INDEX_VERSION = 1;
+
+export interface IndexItem {
+  id: string;
+  /** Dataset index or file path the vector came from. */
+  source?: string;
+  label?: string;
+}
+
+export interface IndexData {
+  dim: number;
+  metric: 'cosine';
+  model: { file: string; bytes: number; embeddingDim: number; metadata: Record<string, string> };
+  data?: string;
+  items: IndexItem[];
+  vectors: Float32Array;
+  clusters: { k: number; centroids: Float32Array; assign: Int32Array };
+}
+
+export function saveIndex(file: string, x: IndexData): void {
+  const header = {
+    format: 'sslkit-index',
+    version: INDEX_VERSION,
+    dim: x.dim,
+    metric: x.metric,
+    count: x.items.length,
+    model: x.model,
+    data: x.data,
+    k: x.clusters.k,
+    items: x.items,
+  };
+  const bytes = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  writeFileAtomic(file, [MAGIC, `${JSON.stringify(header)}\n`, bytes(x.vectors), bytes(x.clusters.centroids), bytes(x.clusters.assign)]);
+}
+
+export function loadIndex(file: string): IndexData {
+  if (!fs.existsSync(file)) throw new UserError(`${file}: no such index`);
+  const buf = fs.readFileSync(file);
+  if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) throw new UserError(`${file}: not an sslkit index (bad magic)`);
+  const nl = buf.indexOf(10, MAGIC.length);
+  let h: {
+    version: number;
+    dim: number;
+    metric: 'cosine';
+    count: number;
+    k: number;
+    model: IndexData['model'];
+    data?: string;
+    items: IndexItem[];
+  };
+  try {
+    h = JSON.parse(buf.subarray(MAGIC.length, nl).toString());
+  } catch (e) {
+    throw new UserError(`${file}: index header is not valid JSON (truncated?)`, { cause: e });
+  }
+  if (h.version !== INDEX_VERSION)
+    throw new UserError(`${file}: index format version ${h.version}, this sslkit reads version ${INDEX_VERSION}`);
+  const start = nl + 1;
+  const nv = h.count * h.dim;
+  const nc = h.k * h.dim;
+  const expected = start + 4 * (nv + nc + h.count);
+  if (buf.length !== expected)
+    throw new UserError(`${file}: index is ${buf.length} bytes, its header says ${expected} (truncated or damaged)`);
+  const f32 = (off: number, n: number) => {
+    const a = new Float32Array(n);
+    new Uint8Array(a.buffer).set(buf.subarray(off, off + 4 * n));
+    return a;
+  };
+  const assign = new Int32Array(h.count);
+  new Uint8Array(assign.buffer).set(buf.subarray(start + 4 * (nv + nc), expected));
+  return {
+    dim: h.dim,
+    metric: h.metric,
+    model: h.model,
+    data: h.data,
+    items: h.items,
+    vectors: f32(start, nv),
+    clusters: { k: h.k, centroids: f32(start + 4 * nv, nc), assign },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * `sslkit index` and exact search: an exported sslkit model and the foreign torch.onnx fixture
+ * index real Fashion-MNIST images; every vector finds itself first; clusters are consistent;
+ * the file round-trips and damaged files are refused. Plus k-means on separable data.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { kmeans } from '../../core/kmeans.js';
+import { normalizeRows } from '../../core/vectors.js';
+import { Rng } from '../../core/random.js';
+import { train, TrainConfigSchema } from '../../train/trainer.js';
+import { exportRun } from '../../export/exporter.js';
+import { buildIndex } from '../../serve/build-index.js';
+import { loadIndex } from '../../serve/index-file.js';
+import { ExactSearch } from '../../serve/exact-search.js';
+import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
+
+describe('k-means', () => {
+  it('recovers well-separated clusters exactly and keeps unit centroids', () => {
+    const rng = new Rng(1);
+    const d = 8;
+    const centres = [0, 1, 2].map((c) => Float32Array.from({ length: d }, (_, t) => (t % 3 === c ? 1 : 0)));
+    const n = 90;
+    const x = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) for (let t = 0; t < d; t++) x[i * d + t] = centres[i % 3][t] + 0.05 * rng.normal();
+    normalizeRows(x, d);
+    const r = kmeans(x, d, 3, { seed: 4 });
+    expect(Array.from(r.sizes).sort()).toEqual([30, 30, 30]);
+    for (let i = 3; i < n; i++) expect(r.assign[i]).toBe(r.assign[i % 3]);
+    for (let c = 0; c < 3; c++) expect(Math.hypot(...r.centroids.subarray(c * d, (c + 1) * d))).toBeCloseTo(1, 5);
+    expect(() => kmeans(x, d, 0)).toThrow(/k must be in 1\.\.90/);
+  });
+});
+
+describe.runIf(hasFashion)('sslkit index', () => {
+  let model: string;
+  beforeAll(async () => {
+    isolatedCache();
+    const run = tmpDir();
+    await train(
+      TrainConfigSchema.parse({
+        method: 'simclr',
+        data: 'fashion-mnist',
+        dataDir: FASHION_DIR,
+        width: 0.25,
+        hp: { proj_hidden: 64 },
+        epochs: 1,
+        batchSize: 32,
+        limit: 256,
+        knnMemory: 0,
+        tuneConv: false,
+        device: 'cpu',
+        workers: 0,
+        out: run,
+      }),
+      { log: () => {} },
+    );
+    model = path.join(run, 'model.onnx');
+    await exportRun(run, { out: model, log: () => {} });
+  }, 120_000);
+
+  it('indexes with an exported model: every vector finds itself first, clusters are nearest-centroid', async () => {
+    const out = path.join(tmpDir(), 'g.idx');
+    const built = await buildIndex(model, out, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 300, log: () => {} });
+    const idx = loadIndex(out);
+    expect(idx.items).toHaveLength(300);
+    expect(idx.vectors).toEqual(built.vectors);
+    expect(idx.clusters.k).toBe(10);
+    expect(idx.items[0]).toMatchObject({ id: '0', source: 'fashion-mnist:test:0', label: 'Ankle boot' });
+    expect(idx.model.metadata.method).toBe('simclr');
+    const search = new ExactSearch(idx);
+    let sameLabel = 0;
+    for (let i = 0; i < 300; i += 7) {
+      const v = idx.vectors.subarray(i * idx.dim, (i + 1) * idx.dim);
+      const nn = search.search(v, 5);
+      expect(nn[0].id).toBe(String(i));
+      expect(nn[0].score).toBeCloseTo(1, 5);
+      for (let j = 1; j < 5; j++) expect(nn[j].score).toBeLessThanOrEqual(nn[j - 1].score);
+      if (nn[1].item.label === idx.items[i].label) sameLabel++;
+      expect(search.assign(v).cluster).toBe(idx.clusters.assign[i]);
+    }
+    // Nearest other image shares the label far above chance (10%), even for a barely trained encoder.
+    expect(sameLabel / 43).toBeGreaterThan(0.4);
+    expect(() => search.search(new Float32Array(3), 5)).toThrow(/embedding has 3 values, the index holds 32-d vectors/);
+  });
+
+  it('indexes with the foreign torch.onnx encoder (3×32×32 from 1×28×28 images)', async () => {
+    const out = path.join(tmpDir(), 'f.idx');
+    const idx = await buildIndex(path.resolve(import.meta.dirname, '../fixtures/foreign/tiny-cnn.onnx'), out, {
+      data: 'fashion-mnist',
+      dataDir: FASHION_DIR,
+      limit: 100,
+      clusters: 4,
+      log: () => {},
+    });
+    expect([idx.dim, idx.clusters.k]).toEqual([48, 4]);
+    expect(new ExactSearch(loadIndex(out)).search(idx.vectors.subarray(48 * 5, 48 * 6), 1)[0].id).toBe('5');
+  });
+
+  it('damaged or foreign files are refused with the reason', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'g.idx');
+    await buildIndex(model, out, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 20, clusters: 2, log: () => {} });
+    const bytes = fs.readFileSync(out);
+    fs.writeFileSync(path.join(dir, 'cut.idx'), bytes.subarray(0, bytes.length - 10));
+    expect(() => loadIndex(path.join(dir, 'cut.idx'))).toThrow(/cut.idx: index is \d+ bytes, its header says \d+ \(truncated or damaged\)/);
+    fs.writeFileSync(path.join(dir, 'v2.idx'), bytes.toString('latin1').replace('"version":1', '"version":7'), 'latin1');
+    expect(() => loadIndex(path.join(dir, 'v2.idx'))).toThrow(/index format version 7, this sslkit reads version 1/);
+    expect(() => loadIndex(model)).toThrow(/not an sslkit index/);
+  });
+});
