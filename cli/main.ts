@@ -6,6 +6,7 @@ import { methodsCommand, trainCommand } from './train.js';
 import { quickstartCommand } from './quickstart.js';
 import { exportCommand, inspectCommand } from './export.js';
 import { indexCommand } from './index.js';
+import { serveCommand } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(inspectCommand());
   program.addCommand(indexCommand());
+  program.addCommand(serveCommand());
   program.addCommand(quickstartCommand());
   return program;
 }

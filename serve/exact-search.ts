@@ -7,6 +7,8 @@ import type { IndexData } from './index-file.js';
 
 export interface Neighbour {
   id: string;
+  /** Row in the index's arrays. */
+  row: number;
   score: number;
   item: IndexData['items'][number];
 }
@@ -27,7 +29,7 @@ export class ExactSearch {
     const q = this.unit(query);
     dotAll(q, 0, this.index.vectors, this.index.dim, this.scores);
     const nn = topK(this.scores, k);
-    return Array.from(nn.index, (i, j) => ({ id: this.index.items[i].id, score: nn.score[j], item: this.index.items[i] }));
+    return Array.from(nn.index, (i, j) => ({ id: this.index.items[i].id, row: i, score: nn.score[j], item: this.index.items[i] }));
   }
 
   /** The nearest cluster centroid and its cosine similarity. */

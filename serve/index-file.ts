@@ -12,6 +12,8 @@ export const INDEX_VERSION = 1;
 
 export interface IndexItem {
   id: string;
+  /** Metadata given with the item (strings). */
+  [key: string]: string | undefined;
   /** Dataset index or file path the vector came from. */
   source?: string;
   label?: string;

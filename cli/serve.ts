@@ -1,0 +1,56 @@
+/** `sslkit serve`. */
+import { Command, Option } from 'commander';
+import { startServer } from '../serve/server.js';
+import { DEVICES, type Device } from '../core/runtime/session.js';
+import { intOption } from './options.js';
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('serve embeddings, k-NN search and cluster assignment over HTTP')
+    .requiredOption('--model <file.onnx>', 'ONNX image encoder (sslkit export or foreign)')
+    .option('--index <file>', 'index from sslkit index (enables search, clusters and index writes)')
+    .option('--port <n>', 'port', intOption('--port'), 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
+    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
+    .option('--max-batch <n>', 'images per model run', intOption('--max-batch', 1), 32)
+    .option('--max-delay-ms <n>', 'wait this long to fill a batch', intOption('--max-delay-ms'), 5)
+    .option('--max-queue <n>', 'queued images before 429', intOption('--max-queue', 1), 1024)
+    .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), 30000)
+    .option('--max-body-bytes <n>', 'request body limit', intOption('--max-body-bytes', 1), 20_000_000)
+    .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
+    .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
+    .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
+    .option('--cors', 'allow cross-origin requests')
+    .action(
+      async (f: {
+        model: string;
+        index?: string;
+        port: number;
+        host: string;
+        device: Device;
+        threads: number;
+        maxBatch: number;
+        maxDelayMs: number;
+        maxQueue: number;
+        timeoutMs: number;
+        maxBodyBytes: number;
+        maxPixels: number;
+        apiKey?: string;
+        apiKeyScope: 'all' | 'writes';
+        cors?: boolean;
+      }) => {
+        const s = await startServer({ ...f, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
+        process.stdout.write(
+          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json\n`,
+        );
+        const stop = async (sig: string) => {
+          process.stderr.write(`${sig}: draining and saving the index\n`);
+          await s.close();
+          process.exit(0);
+        };
+        process.once('SIGTERM', () => void stop('SIGTERM'));
+        process.once('SIGINT', () => void stop('SIGINT'));
+      },
+    );
+}

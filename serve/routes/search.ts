@@ -1,0 +1,57 @@
+/** POST /v1/search, POST /v1/clusters/assign, GET /v1/clusters, POST /v1/clusters/rebuild. */
+import express, { type Router } from 'express';
+import { AssignBody, parse, RebuildBody, SearchBody } from '../schemas.js';
+import { embedImages, requireIndex, type ServeContext } from '../context.js';
+import { ApiError } from '../errors.js';
+
+async function queryVector(ctx: ServeContext, b: { image?: string; embedding?: number[] }): Promise<Float32Array> {
+  const store = requireIndex(ctx);
+  if (b.embedding) {
+    if (b.embedding.length !== store.dim)
+      throw new ApiError(400, 'wrong_dimension', `embedding has ${b.embedding.length} values, the index holds ${store.dim}`, 'embedding');
+    return Float32Array.from(b.embedding);
+  }
+  return (await embedImages(ctx, [b.image!], 'image'))[0];
+}
+
+export function searchRoutes(ctx: ServeContext): Router {
+  const r = express.Router();
+  r.post('/v1/search', async (req, res) => {
+    const b = parse(SearchBody, req.body);
+    const q = await queryVector(ctx, b);
+    const nn = requireIndex(ctx).search().search(q, b.k);
+    res.json({ object: 'list', data: nn.map((n) => ({ id: n.id, score: n.score, metadata: n.item })) });
+  });
+  r.post('/v1/clusters/assign', async (req, res) => {
+    const b = parse(AssignBody, req.body);
+    const q = await queryVector(ctx, b);
+    const store = requireIndex(ctx);
+    const search = store.search();
+    const { cluster, score } = search.assign(q);
+    // A few members of that cluster, nearest to the query first.
+    const members = search
+      .search(q, Math.min(store.count, 50 * Math.max(1, b.members)))
+      .filter((n) => store.clusters.assign[n.row] === cluster)
+      .slice(0, b.members)
+      .map((n) => n.id);
+    res.json({ cluster, score, members });
+  });
+  r.get('/v1/clusters', (_req, res) => {
+    const store = requireIndex(ctx);
+    const view = store.view();
+    const { k, centroids, assign } = view.clusters;
+    const search = store.search();
+    const clusters = Array.from({ length: k }, (_, c) => ({
+      id: c,
+      size: assign.reduce((a, x) => a + (x === c ? 1 : 0), 0),
+      representatives: search.search(centroids.subarray(c * view.dim, (c + 1) * view.dim), 5).map((n) => n.id),
+    }));
+    res.json({ k, clusters });
+  });
+  r.post('/v1/clusters/rebuild', (req, res) => {
+    const b = parse(RebuildBody, req.body);
+    const c = requireIndex(ctx).rebuildClusters(b.k);
+    res.json({ k: c.k });
+  });
+  return r;
+}

@@ -1,0 +1,43 @@
+/** GET /healthz, /readyz, /metrics, /v1/models and /openapi.json. */
+import express, { type Router } from 'express';
+import type { ServeContext } from '../context.js';
+import { openApiDocument } from '../openapi.js';
+
+export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Router {
+  const r = express.Router();
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  r.get('/readyz', (_req, res) => {
+    const body = { ready: state.ready, model: true, index: ctx.store ? ctx.store.count : null };
+    res.status(state.ready ? 200 : 503).json(body);
+  });
+  r.get('/metrics', async (_req, res) => {
+    ctx.metrics.queueDepth.set(ctx.batcher.depth);
+    res.setHeader('Content-Type', ctx.metrics.registry.contentType);
+    res.send(await ctx.metrics.registry.metrics());
+  });
+  r.get('/v1/models', (_req, res) => {
+    const e = ctx.encoder;
+    res.json({
+      object: 'list',
+      data: [
+        {
+          id: ctx.modelName,
+          object: 'model',
+          execution_provider: ctx.provider,
+          embedding_dim: e.dim,
+          input: { name: e.input, batch: e.fixedBatch ?? 'dynamic', ...e.preprocessing },
+          output: { name: e.output, kind: e.outputKind, pooling: e.outputKind === '[N, T, D]' ? e.pooling : undefined },
+          assumed_preprocessing: e.assumed,
+          metadata: e.info.metadata,
+          index: ctx.store ? { items: ctx.store.count, dim: ctx.store.dim, clusters: ctx.store.clusters.k } : null,
+        },
+      ],
+    });
+  });
+  r.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
+  return r;
+}

@@ -1,0 +1,125 @@
+/**
+ * `sslkit serve`: the embedding, retrieval and clustering service on onnxruntime-node (express).
+ * Loads the model (and index), batches concurrent requests, and on SIGTERM/SIGINT stops taking
+ * connections, drains in-flight work and snapshots the index.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import express from 'express';
+import { OnnxEncoder } from '../export/onnx-encoder.js';
+import { resolveProvider, type Device } from '../core/runtime/session.js';
+import { Batcher } from './batcher.js';
+import { IndexStore } from './store.js';
+import { createMetrics } from './metrics.js';
+import { apiKeyAuth } from './auth.js';
+import { errorHandler, ApiError } from './errors.js';
+import { embeddingsRoute } from './routes/embeddings.js';
+import { searchRoutes } from './routes/search.js';
+import { indexItemRoutes } from './routes/index-items.js';
+import { systemRoutes } from './routes/system.js';
+import type { ServeContext } from './context.js';
+
+export interface ServeOptions {
+  model: string;
+  index?: string;
+  port?: number;
+  host?: string;
+  device?: Device;
+  threads?: number;
+  maxBatch?: number;
+  maxDelayMs?: number;
+  maxQueue?: number;
+  timeoutMs?: number;
+  maxBodyBytes?: number;
+  maxPixels?: number;
+  apiKey?: string;
+  apiKeyScope?: 'all' | 'writes';
+  cors?: boolean;
+  /** Extra static files served at / (the web demo). */
+  staticDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  server: http.Server;
+  ctx: ServeContext;
+  close(): Promise<void>;
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const provider = await resolveProvider(o.device ?? 'auto', log);
+  const encoder = await OnnxEncoder.load(o.model, { device: o.device ?? 'auto', threads: o.threads, log });
+  const metrics = createMetrics();
+  metrics.provider.set({ provider }, 1);
+  const per = encoder.preprocessing.channels * encoder.preprocessing.height * encoder.preprocessing.width;
+  const batcher = new Batcher({
+    maxBatch: o.maxBatch ?? 32,
+    maxDelayMs: o.maxDelayMs ?? 5,
+    maxQueue: o.maxQueue ?? 1024,
+    timeoutMs: o.timeoutMs ?? 30_000,
+    perImage: per,
+    dim: encoder.dim,
+    run: (images, n) => encoder.embed(images, n, o.maxBatch ?? 32),
+    onBatch: (n) => metrics.batchSize.observe(n),
+    onQueue: (d) => metrics.queueDepth.set(d),
+  });
+  const store = o.index ? IndexStore.open(o.index) : null;
+  if (store && store.dim !== encoder.dim)
+    throw new ApiError(500, 'index_mismatch', `${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
+  if (store) metrics.indexSize.set(store.count);
+  const ctx: ServeContext = {
+    encoder,
+    provider,
+    batcher,
+    store,
+    metrics,
+    maxPixels: o.maxPixels ?? 40_000_000,
+    modelName: path.basename(o.model, '.onnx'),
+  };
+  const state = { ready: false };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(metrics.middleware);
+  if (o.cors)
+    app.use((req, res, next) => {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type');
+      res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
+      if (req.method === 'OPTIONS') return void res.status(204).end();
+      next();
+    });
+  app.use(apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope ?? 'all' }));
+  app.use(express.json({ limit: o.maxBodyBytes ?? 20_000_000 }));
+  app.use(systemRoutes(ctx, state));
+  app.use(embeddingsRoute(ctx, { maxBodyBytes: o.maxBodyBytes ?? 20_000_000 }));
+  app.use(searchRoutes(ctx));
+  app.use(indexItemRoutes(ctx));
+  if (o.staticDir) app.use(express.static(o.staticDir));
+  app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
+  app.use(errorHandler);
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
+  });
+  state.ready = true;
+  const addr = server.address() as { port: number };
+  const url = `http://${o.host ?? '127.0.0.1'}:${addr.port}`;
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      state.ready = false;
+      await new Promise<void>((r) => server.close(() => r()));
+      await batcher.idle();
+      if (store) {
+        store.snapshot();
+        store.close();
+      }
+      await encoder.release();
+    })());
+  return { url, server, ctx, close };
+}
