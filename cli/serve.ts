@@ -19,6 +19,7 @@ export function serveCommand(): Command {
     .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), 30000)
     .option('--max-body-bytes <n>', 'request body limit', intOption('--max-body-bytes', 1), 20_000_000)
     .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
+    .option('--ann-threshold <n>', 'index size from which search is approximate (HNSW)', intOption('--ann-threshold', 1), 20000)
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
     .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
     .option('--cors', 'allow cross-origin requests')

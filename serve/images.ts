@@ -4,7 +4,10 @@
  * unopened); decodes with sharp, resizes to cover the model's size and centre-crops, matches its
  * channels and normalises with its preprocessing.
  */
-import sharp, { type Metadata } from 'sharp';
+import sharp from 'sharp';
+
+// Many small images: libvips' operation cache only costs memory here.
+sharp.cache(false);
 import type { Preprocessing } from '../export/onnx-encoder.js';
 import { ApiError } from './errors.js';
 
@@ -29,23 +32,23 @@ function decodeError(e: unknown, field: string): ApiError {
   return new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
 }
 
+/** The image type from its magic bytes: only these three reach the decoder. */
+function sniff(b: Buffer): 'jpeg' | 'png' | 'webp' | null {
+  if (b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length > 8 && b.readUInt32BE(0) === 0x89504e47) return 'png';
+  if (b.length > 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+  return null;
+}
+
 export async function imageToInput(bytes: Buffer, p: Preprocessing, maxPixels: number, field: string): Promise<Float32Array> {
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes).metadata();
-  } catch (e) {
-    throw decodeError(e, field);
+  if (!sniff(bytes)) {
+    const looksLikeImage = /^(GIF8|II\*|MM\*|<svg|<\?xml|BM)/.test(bytes.toString('latin1', 0, 5));
+    throw looksLikeImage
+      ? new ApiError(400, 'unsupported_image_type', 'only JPEG, PNG and WebP images are accepted', field)
+      : new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
   }
-  if (!meta.format || !['jpeg', 'png', 'webp'].includes(meta.format))
-    throw new ApiError(400, 'unsupported_image_type', `image format ${meta.format ?? 'unknown'} is not JPEG, PNG or WebP`, field);
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  if (pixels > maxPixels)
-    throw new ApiError(
-      400,
-      'too_many_pixels',
-      `image is ${meta.width}×${meta.height} = ${pixels} pixels; the limit is ${maxPixels}`,
-      field,
-    );
+  // One sharp pipeline per image: limitInputPixels is checked from the header before any pixel
+  // is decoded, so a decompression bomb costs nothing (a second metadata pass doubled the cost).
   let raw: Buffer;
   try {
     let img = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels })
@@ -54,6 +57,10 @@ export async function imageToInput(bytes: Buffer, p: Preprocessing, maxPixels: n
     img = p.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
     raw = await img.raw().toBuffer();
   } catch (e) {
+    const msg = (e as Error).message;
+    if (/pixel limit/i.test(msg))
+      throw new ApiError(400, 'too_many_pixels', `image has more than ${maxPixels} pixels (width × height)`, field);
+    if (/unsupported image format/i.test(msg)) throw new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
     throw decodeError(e, field);
   }
   const hw = p.width * p.height;

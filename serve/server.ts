@@ -35,6 +35,8 @@ export interface ServeOptions {
   apiKey?: string;
   apiKeyScope?: 'all' | 'writes';
   cors?: boolean;
+  /** Index size from which searches use HNSW (approximate). */
+  annThreshold?: number;
   /** Extra static files served at / (the web demo). */
   staticDir?: string;
   log?: (line: string) => void;
@@ -65,7 +67,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     onBatch: (n) => metrics.batchSize.observe(n),
     onQueue: (d) => metrics.queueDepth.set(d),
   });
-  const store = o.index ? IndexStore.open(o.index) : null;
+  const store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold }) : null;
   if (store && store.dim !== encoder.dim)
     throw new ApiError(500, 'index_mismatch', `${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
   if (store) metrics.indexSize.set(store.count);

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
-import { ExactSearch } from './exact-search.js';
+import { ExactSearch, type Neighbour } from './exact-search.js';
+import { AnnIndex } from './ann.js';
 import { ApiError } from './errors.js';
 
 type WalOp = { op: 'add'; item: IndexItem; vector: string; cluster: number } | { op: 'delete'; id: string };
@@ -20,6 +21,11 @@ export class IndexStore {
   private assign: Int32Array;
   private rows = new Map<string, number>();
   private walFd: number;
+  /** HNSW over the items once the index is large; keys are stable across swap-deletes. */
+  private ann: AnnIndex | null = null;
+  private keyOf = new Map<string, bigint>();
+  private idOf = new Map<bigint, string>();
+  private nextKey = 0n;
 
   private constructor(
     readonly file: string,
@@ -32,8 +38,10 @@ export class IndexStore {
     this.walFd = -1;
   }
 
-  static open(file: string): IndexStore {
+  /** Opens an index; above `annThreshold` items searches go through HNSW (approximate). */
+  static open(file: string, o: { annThreshold?: number } = {}): IndexStore {
     const s = new IndexStore(file, loadIndex(file));
+    if (s.items.length >= (o.annThreshold ?? 20_000)) s.enableAnn();
     const wal = `${file}.wal`;
     if (fs.existsSync(wal)) {
       const lines = fs.readFileSync(wal, 'utf8').split('\n');
@@ -75,10 +83,47 @@ export class IndexStore {
     return new ExactSearch(this.view());
   }
 
+  private enableAnn(): void {
+    this.ann = new AnnIndex(this.dim);
+    const keys = new BigUint64Array(this.items.length);
+    this.items.forEach((it, i) => {
+      keys[i] = this.nextKey;
+      this.keyOf.set(it.id, this.nextKey);
+      this.idOf.set(this.nextKey++, it.id);
+    });
+    this.ann.add(keys, this.vectors.subarray(0, this.items.length * this.dim));
+  }
+
+  get approximate(): boolean {
+    return this.ann !== null;
+  }
+
+  /** The k nearest items: HNSW when enabled, else exact. */
+  nearest(query: Float32Array, k: number): Neighbour[] {
+    if (!this.ann) return this.search().search(query, k);
+    if (query.length !== this.dim)
+      throw new ApiError(400, 'wrong_dimension', `embedding has ${query.length} values, the index holds ${this.dim}`, 'embedding');
+    const r = this.ann.search(normalizeRows(Float32Array.from(query), this.dim), k);
+    return Array.from(r.keys, (key, j) => {
+      const id = this.idOf.get(key)!;
+      const row = this.rows.get(id)!;
+      return { id, row, score: r.scores[j], item: this.items[row] };
+    });
+  }
+
+  private annRemove(id: string): void {
+    const key = this.keyOf.get(id);
+    if (!this.ann || key === undefined) return;
+    this.ann.remove(key);
+    this.keyOf.delete(id);
+    this.idOf.delete(key);
+  }
+
   private apply(op: WalOp): void {
     if (op.op === 'delete') {
       const row = this.rows.get(op.id);
       if (row === undefined) return;
+      this.annRemove(op.id);
       // Swap the last row into the hole.
       const last = this.items.length - 1;
       if (row !== last) {
@@ -108,6 +153,12 @@ export class IndexStore {
     } else this.items[row] = op.item;
     this.vectors.set(v, row * this.dim);
     this.assign[row] = op.cluster;
+    if (this.ann) {
+      this.annRemove(op.item.id);
+      this.keyOf.set(op.item.id, this.nextKey);
+      this.idOf.set(this.nextKey, op.item.id);
+      this.ann.add(BigUint64Array.of(this.nextKey++), v);
+    }
   }
 
   private log(ops: WalOp[]): void {

@@ -19,7 +19,7 @@ export function searchRoutes(ctx: ServeContext): Router {
   r.post('/v1/search', async (req, res) => {
     const b = parse(SearchBody, req.body);
     const q = await queryVector(ctx, b);
-    const nn = requireIndex(ctx).search().search(q, b.k);
+    const nn = requireIndex(ctx).nearest(q, b.k);
     res.json({ object: 'list', data: nn.map((n) => ({ id: n.id, score: n.score, metadata: n.item })) });
   });
   r.post('/v1/clusters/assign', async (req, res) => {

@@ -129,6 +129,9 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const jpg = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 10, g: 200, b: 30 } } })
       .jpeg()
       .toBuffer();
+    const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+      .gif()
+      .toBuffer();
     const bomb = await sharp({ create: { width: 2000, height: 2000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
       .png()
       .toBuffer();
@@ -138,6 +141,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
       [{ input: jpg.subarray(0, jpg.length >> 1).toString('base64') }, 400, 'truncated_image', 'input'],
       [{ input: bomb.toString('base64') }, 400, 'too_many_pixels', 'input'],
       [{ input: 'https://example.com/cat.jpg' }, 400, 'urls_not_allowed', 'input'],
+      [{ input: gif.toString('base64') }, 400, 'unsupported_image_type', 'input'],
       [{ input: [] }, 400, 'invalid_request', 'input'],
       [{}, 400, 'invalid_request', 'input'],
     ];
