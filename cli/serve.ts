@@ -14,7 +14,12 @@ export function serveCommand(): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
     .option('--max-batch <n>', 'images per model run', intOption('--max-batch', 1), 32)
-    .option('--max-delay-ms <n>', 'wait this long to fill a batch', intOption('--max-delay-ms'), 5)
+    .option(
+      '--max-delay-ms <n>',
+      'let an idle model wait this long to fill a batch (0: start at once; busy periods batch anyway)',
+      intOption('--max-delay-ms'),
+      0,
+    )
     .option('--max-queue <n>', 'queued images before 429', intOption('--max-queue', 1), 1024)
     .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), 30000)
     .option('--max-body-bytes <n>', 'request body limit', intOption('--max-body-bytes', 1), 20_000_000)

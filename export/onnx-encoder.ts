@@ -54,6 +54,8 @@ export interface OnnxEncoderOptions {
   output?: string;
   device?: Device;
   threads?: number;
+  /** Busy-wait of idle onnxruntime threads (off in a server, where they would starve decoding). */
+  spinning?: boolean;
   log?: (line: string) => void;
 }
 
@@ -153,7 +155,12 @@ export class OnnxEncoder {
 
     let session: ort.InferenceSession;
     try {
-      ({ session } = await createSession(fs.readFileSync(file), { device: o.device ?? 'cpu', threads: o.threads, log }));
+      ({ session } = await createSession(fs.readFileSync(file), {
+        device: o.device ?? 'cpu',
+        threads: o.threads,
+        spinning: o.spinning,
+        log,
+      }));
     } catch (e) {
       throw new UserError(`${file}: onnxruntime cannot load the model (${(e as Error).message.split('\n')[0]})`, { cause: e });
     }

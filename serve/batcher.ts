@@ -1,7 +1,9 @@
 /**
  * Dynamic batching: concurrent requests' images are merged into one model run of up to
- * `maxBatch` images, started when the batch is full or `maxDelayMs` after its first image. The
- * queue is bounded: beyond `maxQueue` waiting images a request is refused with 429 and
+ * `maxBatch` images. An idle model starts at once (no added latency at low load); while it runs,
+ * arriving images queue up and form the next batch. With `maxDelayMs` > 0 an idle model instead
+ * waits up to that long for a batch to fill (more throughput per run, more latency). The queue is
+ * bounded: beyond `maxQueue` waiting images a request is refused with 429 and
  * Retry-After; a request that waits longer than `timeoutMs` gets 503.
  */
 import { ApiError } from './errors.js';
@@ -72,9 +74,9 @@ export class Batcher {
   /** Starts a run now if a batch is full, else arms the delay timer. */
   private kick(): void {
     this.o.onQueue?.(this.queue.length);
-    if (this.running) return;
-    if (this.queue.length >= this.o.maxBatch) void this.drain();
-    else if (this.queue.length && !this.timer) this.timer = setTimeout(() => void this.drain(), this.o.maxDelayMs);
+    if (this.running || !this.queue.length) return;
+    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0) void this.drain();
+    else if (!this.timer) this.timer = setTimeout(() => void this.drain(), this.o.maxDelayMs);
   }
 
   private async drain(): Promise<void> {
@@ -108,7 +110,7 @@ export class Batcher {
         } finally {
           this.inflight -= batch.length;
         }
-        if (this.queue.length < this.o.maxBatch) break; // a partial batch waits for its delay again
+        // What arrived during the run is the next batch: no extra wait while busy.
       }
     } finally {
       this.running = false;

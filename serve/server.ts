@@ -52,13 +52,14 @@ export interface RunningServer {
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const provider = await resolveProvider(o.device ?? 'auto', log);
-  const encoder = await OnnxEncoder.load(o.model, { device: o.device ?? 'auto', threads: o.threads, log });
+  // Spinning intra-op threads would take the cores that decode the next requests' images.
+  const encoder = await OnnxEncoder.load(o.model, { device: o.device ?? 'auto', threads: o.threads, spinning: false, log });
   const metrics = createMetrics();
   metrics.provider.set({ provider }, 1);
   const per = encoder.preprocessing.channels * encoder.preprocessing.height * encoder.preprocessing.width;
   const batcher = new Batcher({
     maxBatch: o.maxBatch ?? 32,
-    maxDelayMs: o.maxDelayMs ?? 5,
+    maxDelayMs: o.maxDelayMs ?? 0,
     maxQueue: o.maxQueue ?? 1024,
     timeoutMs: o.timeoutMs ?? 30_000,
     perImage: per,

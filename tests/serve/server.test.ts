@@ -267,7 +267,37 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     }
   });
 
-  it('serves a foreign torch.onnx encoder too', async () => {
+  it('dynamic batching merges concurrent requests into fewer model runs', async () => {
+    const b = await startServer({ model, port: 0, device: 'cpu', maxDelayMs: 100, maxBatch: 16, log: () => {} });
+    try {
+      const rs = await Promise.all(pngs.concat(pngs).map((p) => post(`${b.url}/v1/embeddings`, { input: p.toString('base64') })));
+      expect(rs.every((r) => r.status === 200)).toBe(true);
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      const runs = Number(/sslkit_batch_size_count (\d+)/.exec(metrics)![1]);
+      const images = Number(/sslkit_batch_size_sum (\d+)/.exec(metrics)![1]);
+      expect(images).toBe(8);
+      expect(runs).toBeLessThan(8);
+      // Each request got its own image's embedding back: equal images, equal vectors.
+      expect(rs[0].body.data[0].embedding).toEqual(rs[4].body.data[0].embedding);
+      expect(rs[0].body.data[0].embedding).not.toEqual(rs[1].body.data[0].embedding);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('serves a foreign torch.onnx encoder too, with an index built by it', async () => {
+    const foreignIndex = path.join(tmpDir(), 'f.idx');
+    await buildIndex(FOREIGN, foreignIndex, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 50, clusters: 3, log: () => {} });
+    const withIndex = await startServer({ model: FOREIGN, index: foreignIndex, port: 0, device: 'cpu', log: () => {} });
+    try {
+      const r = await post(`${withIndex.url}/v1/search`, { image: pngs[0].toString('base64'), k: 3 });
+      expect(r.body.data[0]).toMatchObject({ id: '0' });
+      // sharp's resize (28 → 32 px) and the index builder's bilinear resize differ slightly.
+      expect(r.body.data[0].score).toBeGreaterThan(0.99);
+      expect((await post(`${withIndex.url}/v1/clusters/assign`, { image: pngs[1].toString('base64') })).body.cluster).toBeLessThan(3);
+    } finally {
+      await withIndex.close();
+    }
     const f = await startServer({ model: FOREIGN, port: 0, device: 'cpu', log: () => {} });
     try {
       const r = await post(`${f.url}/v1/embeddings`, { input: [pngs[0].toString('base64'), pngs[1].toString('base64')] });
