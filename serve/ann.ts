@@ -27,6 +27,14 @@ export class AnnIndex {
     this.index.remove(key);
   }
 
+  save(file: string): void {
+    this.index.save(file);
+  }
+
+  load(file: string): void {
+    this.index.load(file);
+  }
+
   /** Keys and cosine similarities of the k nearest, best first. */
   search(q: Float32Array, k: number): { keys: BigUint64Array; scores: Float32Array } {
     const r = this.index.search(q, Math.min(k, this.size), 0);

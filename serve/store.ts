@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
+import { writeFileAtomic } from '../core/image-set.js';
 import { ExactSearch, type Neighbour } from './exact-search.js';
 import { AnnIndex } from './ann.js';
 import { ApiError } from './errors.js';
@@ -37,6 +38,9 @@ export class IndexStore {
     this.items.forEach((it, i) => this.rows.set(it.id, i));
     this.walFd = -1;
   }
+
+  /** True when the HNSW graph came from its saved file rather than a rebuild. */
+  annLoaded = false;
 
   /** Opens an index; above `annThreshold` items searches go through HNSW (approximate). */
   static open(file: string, o: { annThreshold?: number } = {}): IndexStore {
@@ -83,7 +87,33 @@ export class IndexStore {
     return new ExactSearch(this.view());
   }
 
+  /**
+   * The HNSW graph is saved beside the snapshot (`INDEX.hnsw` + `INDEX.hnsw.json` with the keys);
+   * it is reused when it belongs to this very snapshot (same size and time), else rebuilt.
+   */
+  private annFiles() {
+    return { graph: `${this.file}.hnsw`, keys: `${this.file}.hnsw.json` };
+  }
+
   private enableAnn(): void {
+    const f = this.annFiles();
+    try {
+      const side = JSON.parse(fs.readFileSync(f.keys, 'utf8')) as { size: number; mtimeMs: number; nextKey: string; keys: string[] };
+      const st = fs.statSync(this.file);
+      if (side.size === st.size && side.mtimeMs === st.mtimeMs && side.keys.length === this.items.length) {
+        this.ann = new AnnIndex(this.dim);
+        this.ann.load(f.graph);
+        side.keys.forEach((k, i) => {
+          this.keyOf.set(this.items[i].id, BigInt(k));
+          this.idOf.set(BigInt(k), this.items[i].id);
+        });
+        this.nextKey = BigInt(side.nextKey);
+        this.annLoaded = true;
+        return;
+      }
+    } catch {
+      // No saved graph, or not this snapshot's: rebuild below.
+    }
     this.ann = new AnnIndex(this.dim);
     const keys = new BigUint64Array(this.items.length);
     this.items.forEach((it, i) => {
@@ -211,6 +241,15 @@ export class IndexStore {
     });
     fs.ftruncateSync(this.walFd, 0);
     fs.fsyncSync(this.walFd);
+    if (this.ann) {
+      const f = this.annFiles();
+      const tmp = `${f.graph}.${process.pid}.tmp`;
+      this.ann.save(tmp);
+      fs.renameSync(tmp, f.graph);
+      const st = fs.statSync(this.file);
+      const keys = this.items.map((it) => String(this.keyOf.get(it.id)));
+      writeFileAtomic(f.keys, [JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, nextKey: String(this.nextKey), keys })]);
+    }
   }
 
   close(): void {

@@ -58,6 +58,15 @@ describe('approximate search (HNSW)', () => {
     store.delete('fresh');
     expect(store.nearest(fresh, 5).map((r) => r.id)).not.toContain('fresh');
     store.delete('v5');
+    // A snapshot saves the graph; reopening reuses it (no rebuild) and answers the same.
+    const probe = Float32Array.from(vectors.subarray(11 * d, 12 * d));
+    const before = store.nearest(probe, 10).map((r) => r.id);
+    store.snapshot();
     store.close();
+    const again = IndexStore.open(file, { annThreshold: 1000 });
+    expect(again.annLoaded).toBe(true);
+    expect(again.count).toBe(n - 1);
+    expect(again.nearest(probe, 10).map((r) => r.id)).toEqual(before);
+    again.close();
   });
 });
