@@ -1,8 +1,9 @@
 /**
  * `sslkit quickstart`: the main job in one command. Finds (or fetches) Fashion-MNIST, trains a
- * small SimCLR convnet with a progress bar, exports and checks the ONNX model, and prints a
- * summary; a second call reuses the finished run (or resumes an interrupted one) instead of
- * retraining; --fresh starts over. Indexing, serving and the browser demo join as they land.
+ * small SimCLR convnet with a progress bar, exports and checks the ONNX model, indexes the test
+ * split, prints a summary, and serves the model and index over HTTP until Ctrl-C. A second call
+ * reuses every finished artefact (or resumes an interrupted run); --fresh starts over. The
+ * browser demo joins when it lands.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,8 @@ import { fetchFile } from '../train/data/fetch.js';
 import { SOURCES } from '../train/data/sources.js';
 import { train, TrainConfigSchema, readRunConfig } from '../train/trainer.js';
 import { exportRun } from '../export/exporter.js';
+import { buildIndex } from '../serve/build-index.js';
+import { startServer } from '../serve/server.js';
 import { UserError } from '../core/errors.js';
 import { intOption } from './options.js';
 import { progressBar } from './progress.js';
@@ -40,7 +43,10 @@ export function quickstartCommand(): Command {
     .option('--epochs <n>', 'epochs', intOption('--epochs', 1), 3)
     .option('--limit <n>', 'training images', intOption('--limit', 256), 20000)
     .option('--fresh', 'delete the run folder and start over')
-    .action(async (o: { out: string; epochs: number; limit: number; fresh?: boolean }) => {
+    .option('--tiny', 'a few-second budget (512 images, 1 epoch): for tests and a first look')
+    .option('--port <n>', 'port for the service (0 = any free port)', intOption('--port'), 8080)
+    .option('--no-serve', 'stop after the summary instead of serving')
+    .action(async (o: { out: string; epochs: number; limit: number; fresh?: boolean; tiny?: boolean; port: number; serve: boolean }) => {
       const log = (l: string) => process.stderr.write(`${l}\n`);
       const t0 = Date.now();
       if (o.fresh) fs.rmSync(o.out, { recursive: true, force: true });
@@ -57,10 +63,11 @@ export function quickstartCommand(): Command {
         optimizer: 'adamw',
         lr: 2e-3,
         weightDecay: 1e-4,
-        limit: o.limit,
-        hp: { proj_hidden: 512 },
-        knnMemory: 5000,
-        knnQueries: 2000,
+        limit: o.tiny ? 512 : o.limit,
+        ...(o.tiny ? { epochs: 1, batchSize: 64, width: 0.25 } : {}),
+        hp: { proj_hidden: o.tiny ? 64 : 512 },
+        knnMemory: o.tiny ? 500 : 5000,
+        knnQueries: o.tiny ? 200 : 2000,
         out: o.out,
       });
       let done = false;
@@ -100,6 +107,10 @@ export function quickstartCommand(): Command {
         exportLine = ` (checked against the engine: max difference ${r.maxAbsDiff.toExponential(1)})`;
       }
       const modelKiB = fs.statSync(modelFile).size / 1024;
+      // The test split as a searchable gallery, unless an index newer than the model is there.
+      const indexFile = path.join(o.out, 'gallery.idx');
+      if (!fs.existsSync(indexFile) || fs.statSync(indexFile).mtimeMs < fs.statSync(modelFile).mtimeMs)
+        await buildIndex(modelFile, indexFile, { data: 'fashion-mnist', split: 'test', limit: o.tiny ? 1000 : undefined, log });
       const metrics = fs
         .readFileSync(path.join(o.out, 'metrics.jsonl'), 'utf8')
         .trim()
@@ -111,11 +122,24 @@ export function quickstartCommand(): Command {
       const steps = metrics.filter((m) => m.type === 'step').map((m) => m.img_s as number);
       const ips = steps.length ? steps.sort((a, b) => a - b)[Math.floor(steps.length / 2)] : NaN;
       process.stdout.write(
-        `\nsslkit quickstart: a SimCLR convnet trained on ${cfg.limit} Fashion-MNIST images for ${cfg.epochs} epochs.\n` +
-          `kNN top-1 on 2,000 test images: ${(100 * (last.knn_top1 as number)).toFixed(1)}% (random init ${(100 * (first.knn_top1 as number)).toFixed(1)}%); ` +
+        `\nsslkit quickstart: a SimCLR convnet trained on ${cfg.limit} Fashion-MNIST images for ${cfg.epochs} epoch${cfg.epochs > 1 ? 's' : ''}.\n` +
+          `kNN top-1 on ${cfg.knnQueries} test images: ${(100 * (last.knn_top1 as number)).toFixed(1)}% (random init ${(100 * (first.knn_top1 as number)).toFixed(1)}%); ` +
           `training speed ${Math.round(ips)} images/s.\n` +
           `ONNX model: ${path.resolve(modelFile)}, ${modelKiB.toFixed(0)} KiB${exportLine}; inspect it with 'npx sslkit inspect ${path.join(o.out, 'model.onnx')}'.\n` +
-          `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
+          `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx, gallery.idx); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
       );
+      if (!o.serve) return;
+      const s = await startServer({ model: modelFile, index: indexFile, port: o.port, log });
+      process.stdout.write(
+        `\nServing ${s.ctx.store!.count} Fashion-MNIST test images at ${s.url}\n` +
+          `  search:   curl -s ${s.url}/v1/search -H 'content-type: application/json' -d '{"image": "<base64 PNG>", "k": 5}'\n` +
+          `  API:      ${s.url}/openapi.json   metrics: ${s.url}/metrics\n` +
+          `Ctrl-C stops the service.\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => void s.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     });
 }

@@ -1,0 +1,71 @@
+/**
+ * The main job from a real process: `sslkit quickstart --tiny` trains, exports, indexes and
+ * serves; the service then answers /v1/search correctly; SIGTERM stops it cleanly; a second run
+ * reuses the artefacts.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { loadDataset } from '../../train/data/datasets.js';
+import { hasFashion, tmpDir } from '../helpers.js';
+
+const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
+
+function quickstart(out: string, cache: string) {
+  const child = spawn(process.execPath, [bin, 'quickstart', '--tiny', '--out', out, '--port', '0'], {
+    env: { ...process.env, SSLKIT_CACHE: cache },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /Serving \d+ Fashion-MNIST test images at (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (c) => reject(new Error(`quickstart exited ${c}: ${stderr.slice(-500)}`)));
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  return { child, url, exited, out: () => stdout, err: () => stderr };
+}
+
+describe.runIf(hasFashion)('sslkit quickstart (reduced budget)', () => {
+  it('trains, exports, indexes and serves; /v1/search answers with the right neighbour; a rerun reuses everything', async () => {
+    const out = path.join(tmpDir(), 'qs');
+    const cache = tmpDir('sslkit-qs-cache-');
+    const q = quickstart(out, cache);
+    const url = await q.url;
+    for (const f of ['config.json', 'metrics.jsonl', 'checkpoint.ckpt', 'model.onnx', 'gallery.idx'])
+      expect(fs.existsSync(path.join(out, f)), f).toBe(true);
+    expect(q.out()).toMatch(/kNN top-1 on 200 test images: [\d.]+% \(random init [\d.]+%\)/);
+    // Test image 7 is in the gallery: searching with it finds it first, with its label.
+    const test = await loadDataset('fashion-mnist', 'test');
+    const png = await sharp(Buffer.from(test.pixels.subarray(7 * 784, 8 * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toBuffer();
+    const r = await fetch(`${url}/v1/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: png.toString('base64'), k: 5 }),
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { data: { id: string; score: number; metadata: { label: string } }[] };
+    expect(body.data).toHaveLength(5);
+    expect(body.data[0].id).toBe('7');
+    expect(body.data[0].score).toBeCloseTo(1, 4);
+    expect(body.data[0].metadata.label).toBe(test.classes[test.labels![7]]);
+    q.child.kill('SIGTERM');
+    expect(await q.exited).toBe(0);
+    // Again: nothing retrained, exported or indexed.
+    const mtimes = ['model.onnx', 'gallery.idx'].map((f) => fs.statSync(path.join(out, f)).mtimeMs);
+    const again = quickstart(out, cache);
+    await again.url;
+    expect(again.err()).toMatch(/reusing the finished run/);
+    expect(['model.onnx', 'gallery.idx'].map((f) => fs.statSync(path.join(out, f)).mtimeMs)).toEqual(mtimes);
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
+  });
+});
