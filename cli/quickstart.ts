@@ -38,7 +38,9 @@ async function ensureFashionMnist(log: (l: string) => void): Promise<void> {
 
 export function quickstartCommand(): Command {
   return new Command('quickstart')
-    .description('the main job: train a small encoder on Fashion-MNIST, export it to ONNX, index the test split and serve it (reuses finished steps)')
+    .description(
+      'the main job: train a small encoder on Fashion-MNIST, export it to ONNX, index the test split and serve it (reuses finished steps)',
+    )
     .option('--out <dir>', 'run folder', 'runs/quickstart')
     .option('--epochs <n>', 'epochs', intOption('--epochs', 1), 3)
     .option('--limit <n>', 'training images', intOption('--limit', 256), 20000)
