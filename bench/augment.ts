@@ -15,13 +15,8 @@ import { ViewLoader } from '../train/augment/loader.js';
 import { presetViews } from '../train/augment/presets.js';
 import { channelStats } from '../train/augment/views.js';
 import { subset, type ImageSet } from '../core/image-set.js';
-import { Graph, type Param } from '../train/engine/graph.js';
-import { Ctx } from '../train/engine/nn.js';
-import { grad } from '../train/engine/autodiff.js';
-import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
 import { Program } from '../train/engine/program.js';
-import { makeBackbone } from '../train/backbones/index.js';
-import { simclr } from '../train/methods/simclr.js';
+import { buildSimclrStep } from './simclr-step.js';
 
 const { values: args } = parseArgs({ options: { batches: { type: 'string', default: '40' } } });
 const BATCH = 128;
@@ -45,26 +40,7 @@ async function viewsPerSecond(s: ImageSet, workers: number): Promise<number> {
 
 /** Views per second the SimCLR convnet step consumes at this image shape (median of 5 steps). */
 async function stepConsumption(c: number, size: number): Promise<number> {
-  const g = new Graph('train');
-  const ctx = new Ctx(g, { training: true, seed: 0 });
-  const views = [0, 1].map((i) => g.input(`view${i}`, [BATCH, c, size, size]));
-  const { loss } = simclr.build(ctx, makeBackbone('convnet'), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
-  const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
-  const upd = buildUpdate(
-    g,
-    trainable,
-    grad(
-      loss,
-      trainable.map(([, p]) => p.tensor),
-    ),
-    { ...DEFAULT_OPTIMIZER },
-  );
-  g.output(loss, 'loss');
-  for (const [n, t] of upd.params) g.output(t, `next.${n}`);
-  const feeds: Record<string, Float32Array | number> = { lr: 1e-3, adam_bc1: 0.1, adam_bc2: 0.001 };
-  for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
-  for (const [n, s] of upd.state) feeds[n] = new Float32Array(s.input.size);
-  for (const v of views) feeds[v.name] = new Float32Array(v.size).fill(0.1);
+  const { g, feeds } = buildSimclrStep({ backbone: 'convnet', batch: BATCH, channels: c, size });
   const prog = await Program.compile(g, { device: 'cpu' });
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {

@@ -8,15 +8,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Graph, type Param } from '../train/engine/graph.js';
-import { Ctx } from '../train/engine/nn.js';
-import { grad } from '../train/engine/autodiff.js';
-import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
 import { Program } from '../train/engine/program.js';
+import { buildSimclrStep } from './simclr-step.js';
 import { tuneConvGrads } from '../train/engine/conv-grad-tuner.js';
 import { convGradShapesSeen } from '../train/engine/conv-grad.js';
-import { makeBackbone } from '../train/backbones/index.js';
-import { simclr } from '../train/methods/simclr.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,37 +24,11 @@ const { values: args } = parseArgs({
 const threads = Number(args.threads);
 const steps = Number(args.steps);
 
-function buildStep(backbone: string, batch: number, size: number, channels: number) {
-  const g = new Graph('train');
-  const ctx = new Ctx(g, { training: true, seed: 0 });
-  const views = [0, 1].map((i) => g.input(`view${i}`, [batch, channels, size, size]));
-  const { loss } = simclr.build(ctx, makeBackbone(backbone), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
-  const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
-  const upd = buildUpdate(
-    g,
-    trainable,
-    grad(
-      loss,
-      trainable.map(([, p]) => p.tensor),
-    ),
-    { ...DEFAULT_OPTIMIZER, name: 'adamw' },
-  );
-  g.output(loss, 'loss');
-  for (const [n, t] of upd.params) g.output(t, `next.${n}`);
-  for (const [n, s] of upd.state) g.output(s.next, `next.${n}`);
-  const feeds: Record<string, Float32Array | number> = { lr: 1e-3, adam_bc1: 0.1, adam_bc2: 0.001 };
-  for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
-  for (const [n, s] of upd.state) feeds[n] = new Float32Array(s.input.size);
-  for (const v of views) feeds[v.name] = Float32Array.from({ length: v.size }, (_, i) => Math.sin(i * 0.37));
-  const nParams = trainable.reduce((a, [, p]) => a + p.tensor.size, 0);
-  return { g, feeds, nParams };
-}
-
 async function sslkitStep(backbone: string, batch: number) {
   convGradShapesSeen.clear();
-  buildStep(backbone, batch, 32, 3);
+  buildSimclrStep({ backbone, batch, channels: 3, size: 32 });
   await tuneConvGrads({ threads, log: (l) => console.error(`  ${l}`) });
-  const { g, feeds, nParams } = buildStep(backbone, batch, 32, 3);
+  const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size: 32 });
   const prog = await Program.compile(g, { device: 'cpu', threads });
   const times: number[] = [];
   for (let i = 0; i < steps + 2; i++) {

@@ -53,3 +53,23 @@ export function progressBar(total: number, format: string, plainEvery = 0): Prog
     log: (line) => process.stderr.write(`${line}\n`),
   };
 }
+
+/**
+ * Trainer hooks that draw one training progress bar (created at the first step, when the total
+ * is known) and print log lines without breaking it.
+ */
+export function trainingProgress() {
+  let bar: Progress | null = null;
+  return {
+    log: (line: string) => (bar ? bar.log(line) : process.stderr.write(`${line}\n`)),
+    onStep: (s: { step: number; totalSteps: number; epoch: number; loss: number; imgPerSec: number }) => {
+      bar ??= progressBar(
+        s.totalSteps,
+        'train [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | {ips} img/s | eta {eta_formatted}',
+        50,
+      );
+      bar.update(s.step, { epoch: s.epoch, loss: s.loss.toFixed(4), ips: Math.round(s.imgPerSec) });
+    },
+    stop: () => bar?.stop(),
+  };
+}

@@ -17,7 +17,7 @@ import { buildIndex } from '../serve/build-index.js';
 import { startServer } from '../serve/server.js';
 import { UserError } from '../core/errors.js';
 import { intOption } from './options.js';
-import { progressBar } from './progress.js';
+import { trainingProgress } from './progress.js';
 
 async function ensureFashionMnist(log: (l: string) => void): Promise<void> {
   try {
@@ -82,24 +82,10 @@ export function quickstartCommand(): Command {
         done = metrics.some((m) => m.type === 'epoch' && m.epoch === readRunConfig(o.out).epochs);
         if (done) log(`reusing the finished run in ${o.out} (--fresh to retrain)`);
       }
-      let bar: ReturnType<typeof progressBar> | null = null;
       if (!done) {
-        await train(
-          cfg,
-          {
-            log: (l) => (bar ? bar.log(l) : log(l)),
-            onStep: (s) => {
-              bar ??= progressBar(
-                s.totalSteps,
-                'train [{bar}] {value}/{total} | epoch {epoch} | loss {loss} | {ips} img/s | eta {eta_formatted}',
-                50,
-              );
-              bar.update(s.step, { epoch: s.epoch, loss: s.loss.toFixed(3), ips: Math.round(s.imgPerSec) });
-            },
-          },
-          fs.existsSync(ckpt) ? o.out : undefined,
-        );
-        (bar as ReturnType<typeof progressBar> | null)?.stop();
+        const progress = trainingProgress();
+        await train(cfg, { log: progress.log, onStep: progress.onStep }, fs.existsSync(ckpt) ? o.out : undefined);
+        progress.stop();
       }
       // Export (and check) the encoder next to the run, unless an export newer than the checkpoint is there.
       const modelFile = path.join(o.out, 'model.onnx');

@@ -7,7 +7,7 @@ import { AUGMENT_PRESETS } from '../train/augment/presets.js';
 import { DEVICES } from '../core/runtime/session.js';
 import { UserError } from '../core/errors.js';
 import { floatOption, intOption, keyValue } from './options.js';
-import { progressBar } from './progress.js';
+import { trainingProgress } from './progress.js';
 
 interface TrainFlags {
   method: string;
@@ -103,34 +103,17 @@ export function trainCommand(): Command {
         out,
       });
       getMethod(input.method);
-      let bar: ReturnType<typeof progressBar> | null = null;
+      const progress = trainingProgress();
       let interrupted = false;
       const onSigint = () => {
         if (interrupted) process.exit(130);
         interrupted = true;
-        (bar?.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(
-          'interrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)',
-        );
+        progress.log('interrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)');
       };
       process.on('SIGINT', onSigint);
       try {
-        const r = await train(
-          input,
-          {
-            log: (l) => (bar ? bar.log(l) : process.stderr.write(`${l}\n`)),
-            onStep: (s) => {
-              bar ??= progressBar(
-                s.totalSteps,
-                'train [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | {ips} img/s | eta {eta_formatted}',
-                50,
-              );
-              bar.update(s.step, { epoch: s.epoch, loss: s.loss.toFixed(4), ips: Math.round(s.imgPerSec) });
-            },
-            stopRequested: () => interrupted,
-          },
-          f.resume,
-        );
-        (bar as ReturnType<typeof progressBar> | null)?.stop();
+        const r = await train(input, { log: progress.log, onStep: progress.onStep, stopRequested: () => interrupted }, f.resume);
+        progress.stop();
         const knn =
           r.knnTop1 === null
             ? ''

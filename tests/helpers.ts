@@ -2,6 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { train, TrainConfigSchema } from '../train/trainer.js';
+import { exportRun } from '../export/exporter.js';
 
 export function tmpDir(prefix = 'sslkit-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -19,4 +21,38 @@ export function isolatedCache(): string {
   const dir = tmpDir('sslkit-cache-');
   process.env.SSLKIT_CACHE = dir;
   return dir;
+}
+
+/**
+ * A few-second SimCLR run on real Fashion-MNIST images (quiet, CPU, no kNN, no tuning) for tests
+ * that need a trained run folder; `overrides` change any config key. Returns the run folder.
+ */
+export async function trainTinyRun(overrides: Record<string, unknown> = {}): Promise<string> {
+  const out = tmpDir();
+  const cfg = TrainConfigSchema.parse({
+    method: 'simclr',
+    data: 'fashion-mnist',
+    dataDir: FASHION_DIR,
+    width: 0.25,
+    hp: { proj_hidden: 64 },
+    epochs: 1,
+    batchSize: 32,
+    limit: 256,
+    knnMemory: 0,
+    tuneConv: false,
+    device: 'cpu',
+    workers: 0,
+    out,
+    ...overrides,
+  });
+  await train(cfg, { log: () => {} });
+  return out;
+}
+
+/** trainTinyRun, exported to `run/model.onnx`; returns the model file. */
+export async function tinyModel(overrides: Record<string, unknown> = {}): Promise<string> {
+  const run = await trainTinyRun(overrides);
+  const model = path.join(run, 'model.onnx');
+  await exportRun(run, { out: model, log: () => {} });
+  return model;
 }

@@ -8,14 +8,12 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { train, TrainConfigSchema } from '../../train/trainer.js';
 import { exportRun } from '../../export/exporter.js';
 import { inspectModel } from '../../export/inspect.js';
 import { OnnxEncoder } from '../../export/onnx-encoder.js';
 import { fromHalfBits, toHalfBits } from '../../export/fp16.js';
-import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
+import { hasFashion, isolatedCache, tmpDir, trainTinyRun } from '../helpers.js';
 
-const quiet = { log: () => {} };
 const runs: Record<string, string> = {};
 
 async function embed(file: string, n: number, c = 1, hw = 28) {
@@ -40,28 +38,7 @@ describe.runIf(hasFashion)('sslkit export', () => {
   beforeAll(async () => {
     isolatedCache();
     for (const backbone of ['convnet', 'resnet10', 'vit']) {
-      const out = tmpDir();
-      await train(
-        TrainConfigSchema.parse({
-          method: 'simclr',
-          data: 'fashion-mnist',
-          dataDir: FASHION_DIR,
-          backbone,
-          width: 0.25,
-          hp: { proj_hidden: 64, proj_out: 32 },
-          epochs: 1,
-          batchSize: 32,
-          limit: 128,
-          knnMemory: 0,
-          knnQueries: 0,
-          tuneConv: false,
-          device: 'cpu',
-          workers: 0,
-          out,
-        }),
-        quiet,
-      );
-      runs[backbone] = out;
+      runs[backbone] = await trainTinyRun({ backbone, hp: { proj_hidden: 64, proj_out: 32 }, limit: 128, knnQueries: 0 });
     }
   }, 300_000);
 

@@ -9,12 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { kmeans } from '../../core/kmeans.js';
 import { normalizeRows } from '../../core/vectors.js';
 import { Rng } from '../../core/random.js';
-import { train, TrainConfigSchema } from '../../train/trainer.js';
-import { exportRun } from '../../export/exporter.js';
 import { buildIndex } from '../../serve/build-index.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
-import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
+import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 describe('k-means', () => {
   it('recovers well-separated clusters exactly and keeps unit centroids', () => {
@@ -37,27 +35,7 @@ describe.runIf(hasFashion)('sslkit index', () => {
   let model: string;
   beforeAll(async () => {
     isolatedCache();
-    const run = tmpDir();
-    await train(
-      TrainConfigSchema.parse({
-        method: 'simclr',
-        data: 'fashion-mnist',
-        dataDir: FASHION_DIR,
-        width: 0.25,
-        hp: { proj_hidden: 64 },
-        epochs: 1,
-        batchSize: 32,
-        limit: 256,
-        knnMemory: 0,
-        tuneConv: false,
-        device: 'cpu',
-        workers: 0,
-        out: run,
-      }),
-      { log: () => {} },
-    );
-    model = path.join(run, 'model.onnx');
-    await exportRun(run, { out: model, log: () => {} });
+    model = await tinyModel();
   }, 120_000);
 
   it('indexes with an exported model: every vector finds itself first, clusters are nearest-centroid', async () => {

@@ -9,14 +9,12 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { train, TrainConfigSchema } from '../../train/trainer.js';
-import { exportRun } from '../../export/exporter.js';
 import { buildIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
 import { OnnxEncoder } from '../../export/onnx-encoder.js';
 import { preprocessImages } from '../../export/preprocess.js';
 import { loadDataset } from '../../train/data/datasets.js';
-import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
+import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
 const FOREIGN = path.resolve(import.meta.dirname, '../fixtures/foreign/tiny-cnn.onnx');
@@ -34,27 +32,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
 
   beforeAll(async () => {
     isolatedCache();
-    const run = tmpDir();
-    await train(
-      TrainConfigSchema.parse({
-        method: 'simclr',
-        data: 'fashion-mnist',
-        dataDir: FASHION_DIR,
-        width: 0.25,
-        hp: { proj_hidden: 64 },
-        epochs: 1,
-        batchSize: 32,
-        limit: 256,
-        knnMemory: 0,
-        tuneConv: false,
-        device: 'cpu',
-        workers: 0,
-        out: run,
-      }),
-      { log: () => {} },
-    );
-    model = path.join(run, 'model.onnx');
-    await exportRun(run, { out: model, log: () => {} });
+    model = await tinyModel();
     indexFile = path.join(tmpDir(), 'g.idx');
     await buildIndex(model, indexFile, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 200, log: () => {} });
     // Real test images as PNG files' bytes.

@@ -93,10 +93,3 @@ export async function tuneConvGrads(o: { threads: number; log?: (l: string) => v
   }
   return changed;
 }
-
-/** Data for the conv-grad benchmark: the candidates' times on one shape. */
-export async function comparePlans(s: ConvGradShape, threads: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const p of CONV_GRAD_PLANS) if (planApplies(p, s)) out[p] = await timePlan(s, p, threads);
-  return out;
-}

@@ -4,7 +4,7 @@
  * (comparisons, casts, indices) carry no gradient. Derived ops (gelu, l2normalize, ...) are
  * compositions and need no rule of their own.
  */
-import { defineOp, OPS, Tensor, tensorData, type Attrs, type Shape, type Graph, type Node } from './graph.js';
+import { defineOp, Tensor, tensorData, type Attrs, type Shape, type Graph, type Node } from './graph.js';
 import type { DType } from '../../core/onnx/onnx-proto.js';
 import { broadcastShapes, convOut, convTransposeOut, normAxis, numel, sameShape } from './shape.js';
 import { convWeightGrad } from './conv-grad.js';
@@ -904,6 +904,3 @@ export function l2normalize(x: T, axis = -1, eps = 1e-12): T {
 }
 
 export const square = (x: T) => mul(x, x);
-
-/** Lists the ops that have a vector-Jacobian rule (for docs and tests). */
-export const differentiableOps = () => Object.keys(OPS).filter((k) => OPS[k].vjp);

@@ -1,0 +1,33 @@
+/**
+ * The SimCLR training step every benchmark measures: backbone + 256-wide projector, NT-Xent
+ * (τ 0.2), reverse-mode backward and an AdamW update in one graph, with feeds of its initial
+ * values and deterministic synthetic views.
+ */
+import { Graph, type Param } from '../train/engine/graph.js';
+import { Ctx } from '../train/engine/nn.js';
+import { grad } from '../train/engine/autodiff.js';
+import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
+import { makeBackbone } from '../train/backbones/index.js';
+import { simclr } from '../train/methods/simclr.js';
+
+export function buildSimclrStep(o: { backbone: string; batch: number; channels: number; size: number; fusedBatchNorm?: boolean }) {
+  const g = new Graph('train');
+  const ctx = new Ctx(g, { training: true, seed: 0, fusedBatchNorm: o.fusedBatchNorm });
+  const views = [0, 1].map((i) => g.input(`view${i}`, [o.batch, o.channels, o.size, o.size]));
+  const { loss } = simclr.build(ctx, makeBackbone(o.backbone), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
+  const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
+  const grads = grad(
+    loss,
+    trainable.map(([, p]) => p.tensor),
+  );
+  const upd = buildUpdate(g, trainable, grads, { ...DEFAULT_OPTIMIZER, name: 'adamw' });
+  g.output(loss, 'loss');
+  for (const [n, t] of upd.params) g.output(t, `next.${n}`);
+  for (const [n, s] of upd.state) g.output(s.next, `next.${n}`);
+  const feeds: Record<string, Float32Array | number> = { lr: 1e-3, adam_bc1: 0.1, adam_bc2: 0.001 };
+  for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
+  for (const [n, s] of upd.state) feeds[n] = new Float32Array(s.input.size);
+  for (const v of views) feeds[v.name] = Float32Array.from({ length: v.size }, (_, i) => Math.sin(i * 0.37));
+  const nParams = trainable.reduce((a, [, p]) => a + p.tensor.size, 0);
+  return { g, feeds, nParams };
+}
