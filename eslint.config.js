@@ -12,6 +12,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  // HTTP tests read JSON bodies whose shape the assertions themselves check.
-  { files: ['tests/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
+  // The demo's service worker runs in the browser's worker scope.
+  {
+    files: ['web-demo/public/sw.js'],
+    languageOptions: { globals: { self: 'readonly', location: 'readonly', fetch: 'readonly', caches: 'readonly', Response: 'readonly' } },
+  },
+  // HTTP tests (and the browser bench) read JSON bodies and page state whose shape they check themselves.
+  { files: ['tests/**/*.ts', 'bench/browser.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

@@ -15,6 +15,7 @@ export function indexCommand(): Command {
     .option('--limit <n>', 'index the first n images only', intOption('--limit', 1))
     .option('--clusters <k>', 'k-means clusters (default: the class count, else √N)', intOption('--clusters', 1))
     .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
+    .option('--gallery <dir>', 'also write the web demo gallery (embeddings, thumbnails, clusters, PCA map) to this folder')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it')
     .action(
       async (
@@ -28,6 +29,7 @@ export function indexCommand(): Command {
           clusters?: number;
           pooling: 'cls' | 'mean';
           preprocessing?: string;
+          gallery?: string;
         },
       ) => {
         let bar: ReturnType<typeof progressBar> | null = null;
@@ -40,6 +42,7 @@ export function indexCommand(): Command {
           clusters: f.clusters,
           pooling: f.pooling,
           preprocessing: f.preprocessing,
+          gallery: f.gallery,
           onProgress: (done, total) => {
             bar ??= progressBar(total, 'index [{bar}] {value}/{total} images | eta {eta_formatted}', 2048);
             bar.update(done);
@@ -48,7 +51,7 @@ export function indexCommand(): Command {
         (bar as ReturnType<typeof progressBar> | null)?.stop();
         const sizes = Array.from({ length: idx.clusters.k }, (_, c) => idx.clusters.assign.filter((a) => a === c).length);
         process.stdout.write(
-          `wrote ${f.out}: ${idx.items.length} vectors × ${idx.dim}, ${idx.clusters.k} clusters (sizes ${Math.min(...sizes)}-${Math.max(...sizes)}), ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+          `wrote ${f.out}: ${idx.items.length} vectors × ${idx.dim}, ${idx.clusters.k} clusters (sizes ${Math.min(...sizes)}-${Math.max(...sizes)}), ${((Date.now() - t0) / 1000).toFixed(1)} s${f.gallery ? `; gallery in ${f.gallery}` : ''}\n`,
         );
       },
     );

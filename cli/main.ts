@@ -7,6 +7,7 @@ import { quickstartCommand } from './quickstart.js';
 import { exportCommand, inspectCommand } from './export.js';
 import { indexCommand } from './index.js';
 import { serveCommand } from './serve.js';
+import { demoCommand } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(inspectCommand());
   program.addCommand(indexCommand());
   program.addCommand(serveCommand());
+  program.addCommand(demoCommand());
   program.addCommand(quickstartCommand());
   return program;
 }

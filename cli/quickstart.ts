@@ -1,9 +1,9 @@
 /**
  * `sslkit quickstart`: the main job in one command. Finds (or fetches) Fashion-MNIST, trains a
  * small SimCLR convnet with a progress bar, exports and checks the ONNX model, indexes the test
- * split, prints a summary, and serves the model and index over HTTP until Ctrl-C. A second call
+ * split (and its browser gallery), prints a summary, and serves the model, index and demo until Ctrl-C. A second call
  * reuses every finished artefact (or resumes an interrupted run); --fresh starts over. The
- * browser demo joins when it lands.
+ * service also serves the in-browser demo at / with the test split as its gallery.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -97,8 +97,19 @@ export function quickstartCommand(): Command {
       const modelKiB = fs.statSync(modelFile).size / 1024;
       // The test split as a searchable gallery, unless an index newer than the model is there.
       const indexFile = path.join(o.out, 'gallery.idx');
-      if (!fs.existsSync(indexFile) || fs.statSync(indexFile).mtimeMs < fs.statSync(modelFile).mtimeMs)
-        await buildIndex(modelFile, indexFile, { data: 'fashion-mnist', split: 'test', limit: o.tiny ? 1000 : undefined, log });
+      const galleryDir = path.join(o.out, 'gallery');
+      if (
+        !fs.existsSync(indexFile) ||
+        fs.statSync(indexFile).mtimeMs < fs.statSync(modelFile).mtimeMs ||
+        !fs.existsSync(path.join(galleryDir, 'manifest.json'))
+      )
+        await buildIndex(modelFile, indexFile, {
+          data: 'fashion-mnist',
+          split: 'test',
+          limit: o.tiny ? 1000 : undefined,
+          gallery: galleryDir,
+          log,
+        });
       const metrics = fs
         .readFileSync(path.join(o.out, 'metrics.jsonl'), 'utf8')
         .trim()
@@ -114,12 +125,13 @@ export function quickstartCommand(): Command {
           `kNN top-1 on ${cfg.knnQueries} test images: ${(100 * (last.knn_top1 as number)).toFixed(1)}% (random init ${(100 * (first.knn_top1 as number)).toFixed(1)}%); ` +
           `training speed ${Math.round(ips)} images/s.\n` +
           `ONNX model: ${path.resolve(modelFile)}, ${modelKiB.toFixed(0)} KiB${exportLine}; inspect it with 'npx sslkit inspect ${path.join(o.out, 'model.onnx')}'.\n` +
-          `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx, gallery.idx); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
+          `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx, gallery.idx, gallery/); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
       );
       if (!o.serve) return;
-      const s = await startServer({ model: modelFile, index: indexFile, port: o.port, log });
+      const s = await startServer({ model: modelFile, index: indexFile, gallery: galleryDir, port: o.port, log });
       process.stdout.write(
         `\nServing ${s.ctx.store!.count} Fashion-MNIST test images at ${s.url}\n` +
+          `  demo:     open ${s.url}/ in a browser: search and clustering run in the page (onnxruntime-web)\n` +
           `  search:   curl -s ${s.url}/v1/search -H 'content-type: application/json' -d '{"image": "<base64 PNG>", "k": 5}'\n` +
           `  API:      ${s.url}/openapi.json   metrics: ${s.url}/metrics\n` +
           `Ctrl-C stops the service.\n`,

@@ -9,6 +9,7 @@ export function serveCommand(): Command {
     .description('serve embeddings, k-NN search and cluster assignment over HTTP')
     .requiredOption('--model <file.onnx>', 'ONNX image encoder (sslkit export or foreign)')
     .option('--index <file>', 'index from sslkit index (enables search, clusters and index writes)')
+    .option('--gallery <dir>', 'gallery from sslkit index --gallery: serves the in-browser demo at /')
     .option('--port <n>', 'port', intOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
@@ -32,6 +33,7 @@ export function serveCommand(): Command {
       async (f: {
         model: string;
         index?: string;
+        gallery?: string;
         port: number;
         host: string;
         device: Device;
@@ -48,7 +50,7 @@ export function serveCommand(): Command {
       }) => {
         const s = await startServer({ ...f, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
         process.stdout.write(
-          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json\n`,
+          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json${f.gallery ? `; demo at ${s.url}/` : ''}\n`,
         );
         const stop = async (sig: string) => {
           process.stderr.write(`${sig}: draining and saving the index\n`);

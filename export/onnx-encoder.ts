@@ -13,17 +13,8 @@ import { UserError } from '../core/errors.js';
 import { createSession, type Device } from '../core/runtime/session.js';
 import { inspectModel, type ModelInfo } from './inspect.js';
 
-export interface Preprocessing {
-  channels: number;
-  height: number;
-  width: number;
-  /** Multiplier from uint8 pixels to the model's value range (1/255). */
-  pixelScale: number;
-  mean: number[];
-  std: number[];
-  /** How images of another size are brought to height × width. */
-  resize: string;
-}
+import type { Preprocessing } from '../core/gallery-format.js';
+export type { Preprocessing };
 
 const PreprocessingFile = z
   .object({

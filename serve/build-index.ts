@@ -1,7 +1,7 @@
 /**
  * `sslkit index MODEL --data D --out INDEX`: embeds a dataset or image folder with any ONNX
  * encoder, stores unit vectors with ids and metadata, and clusters the gallery with k-means
- * (K by option; default the class count, else √N).
+ * (K by option; default the class count, else √N); optionally writes the browser gallery too.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { normalizeRows } from '../core/vectors.js';
 import { OnnxEncoder, type OnnxEncoderOptions } from '../export/onnx-encoder.js';
 import { preprocessImages } from '../export/preprocess.js';
 import { saveIndex, type IndexData } from './index-file.js';
+import { exportGallery } from './gallery.js';
 
 export interface BuildIndexOptions extends OnnxEncoderOptions {
   data: string;
@@ -20,6 +21,8 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
   limit?: number;
   clusters?: number;
   batch?: number;
+  /** Also write the browser gallery (web demo) to this folder. */
+  gallery?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -61,5 +64,6 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
     clusters: { k, centroids: km.centroids, assign: km.assign },
   };
   saveIndex(out, index);
+  if (o.gallery) await exportGallery(o.gallery, index, set, { file: modelFile, encoder: enc });
   return index;
 }

@@ -3,6 +3,7 @@
  * Loads the model (and index), batches concurrent requests, and on SIGTERM/SIGINT stops taking
  * connections, drains in-flight work and snapshots the index.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
@@ -18,6 +19,24 @@ import { searchRoutes } from './routes/search.js';
 import { indexItemRoutes } from './routes/index-items.js';
 import { systemRoutes } from './routes/system.js';
 import type { ServeContext } from './context.js';
+import { ensureDemoBuilt } from '../web-demo/build.js';
+import { UserError } from '../core/errors.js';
+
+/** The gallery must exist and hold this model's embedding size. */
+function checkGallery(dir: string, dim: number, model: string): void {
+  const file = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(file))
+    throw new UserError(`${dir}: no gallery here (manifest.json missing); write one with 'sslkit index MODEL --gallery ${dir}'`);
+  let m: { format?: string; dim?: number };
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON`, { cause: e });
+  }
+  if (m.format !== 'sslkit-gallery') throw new UserError(`${file}: not an sslkit gallery`);
+  if (m.dim !== dim)
+    throw new UserError(`${dir} holds ${m.dim}-d embeddings but ${model} gives ${dim}-d ones: index the gallery with this model`);
+}
 
 export interface ServeOptions {
   model: string;
@@ -37,7 +56,12 @@ export interface ServeOptions {
   cors?: boolean;
   /** Index size from which searches use HNSW (approximate). */
   annThreshold?: number;
-  /** Extra static files served at / (the web demo). */
+  /**
+   * A gallery from `sslkit index --gallery`: turns on the web demo, the page at / with this model
+   * at /demo/model.onnx and the gallery at /demo/gallery/.
+   */
+  gallery?: string;
+  /** The built page to serve at / (default: web-demo/dist, built when stale). */
   staticDir?: string;
   log?: (line: string) => void;
 }
@@ -82,10 +106,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     modelName: path.basename(o.model, '.onnx'),
   };
   const state = { ready: false };
+  const demoDir = o.gallery ? (o.staticDir ?? (await ensureDemoBuilt(log))) : o.staticDir;
+  if (o.gallery) checkGallery(o.gallery, encoder.dim, o.model);
 
   const app = express();
   app.disable('x-powered-by');
   app.use(metrics.middleware);
+  if (demoDir)
+    // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer threads in the page.
+    app.use((_req, res, next) => {
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+      next();
+    });
   if (o.cors)
     app.use((req, res, next) => {
       res.setHeader('Access-Control-Allow-Origin', '*');
@@ -100,7 +133,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   app.use(embeddingsRoute(ctx, { maxBodyBytes: o.maxBodyBytes ?? 20_000_000 }));
   app.use(searchRoutes(ctx));
   app.use(indexItemRoutes(ctx));
-  if (o.staticDir) app.use(express.static(o.staticDir));
+  if (o.gallery) {
+    app.get('/demo/model.onnx', (_req, res) => res.sendFile(path.resolve(o.model)));
+    app.use('/demo/gallery', express.static(o.gallery));
+  }
+  if (demoDir) app.use(express.static(demoDir));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
 

@@ -38,7 +38,7 @@ describe.runIf(hasFashion)('sslkit quickstart (reduced budget)', () => {
     const cache = tmpDir('sslkit-qs-cache-');
     const q = quickstart(out, cache);
     const url = await q.url;
-    for (const f of ['config.json', 'metrics.jsonl', 'checkpoint.ckpt', 'model.onnx', 'gallery.idx'])
+    for (const f of ['config.json', 'metrics.jsonl', 'checkpoint.ckpt', 'model.onnx', 'gallery.idx', 'gallery/manifest.json'])
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     expect(q.out()).toMatch(/kNN top-1 on 200 test images: [\d.]+% \(random init [\d.]+%\)/);
     // Test image 7 is in the gallery: searching with it finds it first, with its label.
@@ -57,6 +57,16 @@ describe.runIf(hasFashion)('sslkit quickstart (reduced budget)', () => {
     expect(body.data[0].id).toBe('7');
     expect(body.data[0].score).toBeCloseTo(1, 4);
     expect(body.data[0].metadata.label).toBe(test.classes[test.labels![7]]);
+    // The in-browser demo: the page (cross-origin isolated for threads), the model and the gallery.
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+    expect(await page.text()).toContain('<title>sslkit: image retrieval in your browser</title>');
+    const manifest = (await (await fetch(`${url}/demo/gallery/manifest.json`)).json()) as { count: number; ids: string[] };
+    expect(manifest.count).toBe(1000);
+    expect((await fetch(`${url}/demo/model.onnx`)).headers.get('content-length')).toBe(
+      String(fs.statSync(path.join(out, 'model.onnx')).size),
+    );
     q.child.kill('SIGTERM');
     expect(await q.exited).toBe(0);
     // Again: nothing retrained, exported or indexed.

@@ -1,0 +1,255 @@
+/**
+ * The web demo in a real Chromium (Debian's, driven by playwright-core), served by `sslkit serve`
+ * on 127.0.0.1, with a model trained here on real CIFAR-10 test images. Checks that the browser's
+ * embedding equals onnxruntime-node's, that its neighbours equal the server's /v1/search, that
+ * top-1 label agreement matches Node's, the error messages, the server toggle, offline reload and
+ * the static-site export. Saves a screenshot to test-artifacts/web-demo.png.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import express from 'express';
+import sharp from 'sharp';
+import * as tar from 'tar';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CIFAR_ARCHIVE, hasCifar, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
+import { buildIndex } from '../../serve/build-index.js';
+import { startServer, type RunningServer } from '../../serve/server.js';
+import { OnnxEncoder } from '../../export/onnx-encoder.js';
+import { loadIndex } from '../../serve/index-file.js';
+import { ExactSearch } from '../../serve/exact-search.js';
+import { writeDemoSite } from '../../web-demo/site.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = fs.existsSync(CHROMIUM);
+if (process.env.CI && !hasChromium) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium for these tests`);
+const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
+
+const PER_CLASS_GALLERY = 100;
+const QUERIES_PER_CLASS = 2;
+
+describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
+  let work: string;
+  let model: string;
+  let galleryDir: string;
+  let indexFile: string;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  const queries: { file: string; label: string }[] = [];
+
+  beforeAll(async () => {
+    isolatedCache();
+    work = tmpDir();
+    // Real CIFAR-10 test images: 100 per class for training and the gallery, 2 more per class as queries.
+    const raw = path.join(work, 'cifar');
+    await tar.x({
+      file: CIFAR_ARCHIVE,
+      cwd: fs.mkdirSync(raw, { recursive: true })!,
+      filter: (p) => /^test\/\w+\/0(0\d\d|10[01])\.jpg$/.test(p),
+    });
+    const images = path.join(work, 'images');
+    const qdir = path.join(work, 'queries');
+    fs.mkdirSync(qdir);
+    for (const cls of fs.readdirSync(path.join(raw, 'test'))) {
+      fs.mkdirSync(path.join(images, cls), { recursive: true });
+      for (const f of fs.readdirSync(path.join(raw, 'test', cls))) {
+        const src = path.join(raw, 'test', cls, f);
+        if (Number(f.slice(0, 4)) < PER_CLASS_GALLERY) fs.copyFileSync(src, path.join(images, cls, f));
+        else {
+          // Each query twice: the original JPEG and the same pixels as a lossless PNG.
+          const jpg = path.join(qdir, `${cls}-${f}`);
+          fs.copyFileSync(src, jpg);
+          const png = jpg.replace(/\.jpg$/, '.png');
+          await sharp(src).png().toFile(png);
+          queries.push({ file: jpg, label: cls }, { file: png, label: cls });
+        }
+      }
+    }
+    expect(queries).toHaveLength(10 * QUERIES_PER_CLASS * 2);
+    model = await tinyModel({ data: `folder:${images}`, dataDir: undefined, batchSize: 64, limit: undefined, width: 0.5 });
+    indexFile = path.join(work, 'gallery.idx');
+    galleryDir = path.join(work, 'gallery');
+    await buildIndex(model, indexFile, { data: `folder:${images}`, gallery: galleryDir });
+    server = await startServer({ model, index: indexFile, gallery: galleryDir, port: 0, log: () => {} });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(`${server.url}/`);
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  const ready = (p: Page) => p.evaluate(() => (window as any).sslkitDemo.ready);
+
+  /** Uploads a file through the page's file input and returns what the page computed. */
+  async function upload(p: Page, file: string): Promise<any> {
+    const before = await p.evaluate(() => (window as any).sslkitDemo.queries);
+    await p.setInputFiles('#file', file);
+    await p.waitForFunction((n) => (window as any).sslkitDemo.queries > n, before);
+    return p.evaluate(() => ({ last: (window as any).sslkitDemo.last, error: (window as any).sslkitDemo.error }));
+  }
+
+  async function post(route: string, body: unknown): Promise<any> {
+    const res = await fetch(`${server.url}${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+    return res.json();
+  }
+
+  it('loads cross-origin isolated with multi-threaded WebAssembly and says so', async () => {
+    const r = await ready(page);
+    expect(r).toEqual({ backend: 'wasm', threads: expect.any(Number) });
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    expect(r.threads).toBeGreaterThan(1);
+    expect(await page.textContent('#backend')).toMatch(/^WebAssembly SIMD · \d+ threads$/);
+    expect(await page.textContent('#model-info')).toContain('1000 images');
+    expect(await page.locator('#gallery .card').count()).toBe(96);
+  });
+
+  it('computes the same embeddings as onnxruntime-node and the same neighbours as /v1/search', async () => {
+    let maxDiff = 0;
+    for (const q of queries) {
+      const { last, error } = await upload(page, q.file);
+      expect(error).toBeNull();
+      expect(last.via).toBe('browser');
+      const b64 = fs.readFileSync(q.file).toString('base64');
+      const node = (await post('/v1/embeddings', { input: [b64] })).data[0].embedding as number[];
+      expect(last.embedding).toHaveLength(node.length);
+      for (let d = 0; d < node.length; d++) maxDiff = Math.max(maxDiff, Math.abs(last.embedding[d] - node[d]));
+      const server = (await post('/v1/search', { image: b64, k: 10 })).data as { id: string; score: number }[];
+      expect(last.neighbours.map((n: any) => n.id)).toEqual(server.map((n) => n.id));
+      last.neighbours.forEach((n: any, i: number) => expect(n.score).toBeCloseTo(server[i].score, 4));
+    }
+    expect(maxDiff).toBeLessThan(1e-4);
+    // The page shows them: 10 neighbour cards and the query's cluster.
+    expect(await page.locator('#neighbours .card').count()).toBe(10);
+    expect(await page.textContent('#cluster')).toMatch(/cluster \d+ of 10/);
+  });
+
+  it('top-1 neighbour label agreement equals what the same model gives in Node', async () => {
+    const enc = await OnnxEncoder.load(model);
+    const search = new ExactSearch(loadIndex(indexFile));
+    let browserAgree = 0;
+    let nodeAgree = 0;
+    try {
+      for (const q of queries) {
+        const { last } = await upload(page, q.file);
+        if (last.neighbours[0].label === q.label) browserAgree++;
+        const [bytes] = [fs.readFileSync(q.file)];
+        const { imageToInput } = await import('../../serve/images.js');
+        const v = await enc.embed(await imageToInput(bytes, enc.preprocessing, 1e7, 'image'), 1);
+        if (search.search(v, 1)[0].item.label === q.label) nodeAgree++;
+      }
+    } finally {
+      await enc.release();
+    }
+    expect(browserAgree).toBe(nodeAgree);
+    // A trained encoder on real images: better than the 10% of chance.
+    expect(nodeAgree / queries.length).toBeGreaterThan(0.1);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-demo.png'), fullPage: true });
+  });
+
+  it('queries the server instead when the toggle is on', async () => {
+    await page.check('#use-server');
+    const { last } = await upload(page, queries[0].file);
+    await page.uncheck('#use-server');
+    expect(last.via).toBe('server');
+    const server = (await post('/v1/search', { image: fs.readFileSync(queries[0].file).toString('base64'), k: 10 })).data;
+    expect(last.neighbours.map((n: any) => n.id)).toEqual(server.map((n: any) => n.id));
+  });
+
+  it('says clearly when a file is not an image, and keeps working', async () => {
+    const bad = path.join(work, 'notes.png');
+    fs.writeFileSync(bad, 'these are not pixels');
+    const { error } = await upload(page, bad);
+    expect(error).toMatch(/^notes\.png: could not read this file as an image/);
+    expect(await page.isVisible('#error')).toBe(true);
+    const { last } = await upload(page, queries[1].file);
+    expect(last.source).toBe(path.basename(queries[1].file));
+    expect(await page.isVisible('#error')).toBe(false);
+  });
+
+  it('clicking a gallery image searches with it and finds itself first', async () => {
+    const before = await page.evaluate(() => (window as any).sslkitDemo.queries);
+    const card = page.locator('#gallery .card').nth(7);
+    const index = Number(await card.getAttribute('data-index'));
+    await card.click();
+    await page.waitForFunction((n) => (window as any).sslkitDemo.queries > n, before);
+    const last = await page.evaluate(() => (window as any).sslkitDemo.last);
+    expect(last.neighbours[0].index).toBe(index);
+    expect(last.neighbours[0].score).toBeGreaterThan(0.9999);
+  });
+
+  it('reloads offline from its cache after the first load', async () => {
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    await p.goto(`${server.url}/`);
+    await ready(p);
+    await p.evaluate(() => navigator.serviceWorker.ready);
+    await p.reload();
+    await ready(p);
+    await ctx.setOffline(true);
+    await p.reload();
+    expect(await ready(p)).toMatchObject({ backend: 'wasm' });
+    const { last } = await upload(p, queries[2].file);
+    expect(last.neighbours).toHaveLength(10);
+    await ctx.close();
+  });
+
+  it('works from a plain static host (single-threaded) and reports a broken model or a mismatched gallery', async () => {
+    const site = path.join(work, 'site');
+    await writeDemoSite(site, model, galleryDir);
+    // A gallery that claims twice the model's embedding size.
+    const bad = path.join(site, 'bad-gallery');
+    fs.cpSync(galleryDir, bad, { recursive: true });
+    const m = JSON.parse(fs.readFileSync(path.join(bad, 'manifest.json'), 'utf8'));
+    Object.assign(m, { dim: m.dim * 2, count: m.count / 2 });
+    m.clusters.k = m.clusters.k / 2;
+    m.pca.mean = [...m.pca.mean, ...m.pca.mean];
+    fs.writeFileSync(path.join(bad, 'manifest.json'), JSON.stringify(m));
+    const app = express().use(express.static(site));
+    const host = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((r) => host.once('listening', r));
+    const url = `http://127.0.0.1:${(host.address() as { port: number }).port}`;
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${url}/index.html`);
+      expect(await ready(p)).toEqual({ backend: 'wasm', threads: 1 });
+      expect(await p.textContent('#backend')).toContain('not cross-origin isolated');
+      const { last } = await upload(p, queries[3].file);
+      expect(last.neighbours).toHaveLength(10);
+
+      const errorOf = async (query: string) => {
+        await p.goto(`${url}/index.html?${query}`);
+        await p.waitForFunction(() => (window as any).sslkitDemo.error !== null);
+        expect(await p.isVisible('#error')).toBe(true);
+        return p.textContent('#error');
+      };
+      expect(await errorOf('gallery=bad-gallery/')).toMatch(/gallery holds \d+-d embeddings but the model gives \d+-d ones/);
+      expect(await errorOf('model=demo/gallery/manifest.json')).toMatch(/^model: onnxruntime-web could not load/);
+      expect(await errorOf('gallery=missing/')).toMatch(/^gallery: .*missing\/manifest\.json answered 404/);
+    } finally {
+      await ctx.close();
+      host.close();
+    }
+  });
+
+  it('the service refuses a gallery made with another model', async () => {
+    const bad = path.join(work, 'site', 'bad-gallery');
+    await expect(startServer({ model, gallery: bad, port: 0, log: () => {} })).rejects.toThrow(
+      /holds \d+-d embeddings but .* gives \d+-d ones/,
+    );
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * The encoder in the browser with onnxruntime-web: WebGPU when the browser has an adapter,
+ * otherwise WebAssembly with SIMD, multi-threaded when the page is cross-origin isolated (the
+ * server sends COOP/COEP). Output handling follows the gallery manifest: [N, D], [N, D, 1, 1] or
+ * tokens [N, T, D] pooled by CLS or mean, and a fixed batch padded with zeros.
+ */
+import type * as Ort from 'onnxruntime-web/webgpu';
+import type { GalleryManifest, Progress } from './types';
+import { fetchBytes } from './fetch';
+
+export interface Backend {
+  name: 'webgpu' | 'wasm';
+  threads: number;
+  isolated: boolean;
+}
+
+export interface LoadOptions {
+  backend?: 'auto' | 'wasm' | 'webgpu';
+  threads?: number;
+  onProgress?: Progress;
+}
+
+export class BrowserEncoder {
+  private constructor(
+    private readonly session: Ort.InferenceSession,
+    private readonly ort: typeof Ort,
+    readonly backend: Backend,
+    private readonly m: GalleryManifest['model'],
+  ) {}
+
+  static async load(url: string, m: GalleryManifest['model'], o: LoadOptions = {}): Promise<BrowserEncoder> {
+    // onnxruntime-web in a chunk of its own: its worker threads load the module they came from,
+    // which must not be the page's script.
+    const ort = await import('onnxruntime-web/webgpu');
+    const bytes = await fetchBytes(url, 'model', o.onProgress);
+    const isolated = globalThis.crossOriginIsolated === true;
+    const threads = isolated ? Math.max(1, o.threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+    ort.env.wasm.numThreads = threads;
+    const want = o.backend ?? 'auto';
+    if (want !== 'wasm') {
+      const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+      if (adapter) {
+        try {
+          const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] });
+          return new BrowserEncoder(s, ort, { name: 'webgpu', threads, isolated }, m);
+        } catch (e) {
+          console.warn(`WebGPU session failed (${(e as Error).message}); using WebAssembly`);
+        }
+      } else if (want === 'webgpu') console.warn('no WebGPU adapter in this browser; using WebAssembly');
+    }
+    let s: Ort.InferenceSession;
+    try {
+      s = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    } catch (e) {
+      throw new Error(`model: onnxruntime-web could not load ${url} (${(e as Error).message})`, { cause: e });
+    }
+    return new BrowserEncoder(s, ort, { name: 'wasm', threads, isolated }, m);
+  }
+
+  /** Embeds n preprocessed images (n × C × H × W); returns n rows of the model's own size, not normalised. */
+  async embed(input: Float32Array, n: number): Promise<Float32Array> {
+    const p = this.m.preprocessing;
+    const per = p.channels * p.height * p.width;
+    const b = this.m.fixedBatch ?? n;
+    let out = new Float32Array(0);
+    for (let s = 0; s < n; s += b) {
+      const m = Math.min(b, n - s);
+      const x = new Float32Array(b * per);
+      x.set(input.subarray(s * per, (s + m) * per));
+      const feeds = { [this.m.input]: new this.ort.Tensor('float32', x, [b, p.channels, p.height, p.width]) };
+      const result = await this.session.run(feeds);
+      const y = result[this.m.output];
+      const data = y.data as Float32Array;
+      // The embedding size is whatever the model gives: [N, D], [N, D, 1, 1] or [N, T, D].
+      const dim = this.m.outputKind === '[N, T, D]' ? y.dims[2] : y.dims[1];
+      if (out.length === 0) out = new Float32Array(n * dim);
+      if (this.m.outputKind === '[N, T, D]') {
+        const t = y.dims[1];
+        for (let i = 0; i < m; i++) {
+          const base = i * t * dim;
+          if (this.m.pooling === 'cls') out.set(data.subarray(base, base + dim), (s + i) * dim);
+          else for (let j = 0; j < t; j++) for (let d = 0; d < dim; d++) out[(s + i) * dim + d] += data[base + j * dim + d] / t;
+        }
+      } else out.set(data.subarray(0, m * dim), s * dim);
+      y.dispose();
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

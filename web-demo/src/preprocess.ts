@@ -1,0 +1,52 @@
+/**
+ * An image to the model's input tensor, the way the service does it (serve/images.ts with sharp):
+ * cover-resize and centre-crop to the model's size, drop alpha, greyscale for 1-channel models,
+ * then (pixel · scale − mean) / std, channels first. Images already at the model's size are read
+ * pixel-exact (no resampling, no colour conversion), which is what makes the browser's embedding
+ * match onnxruntime-node's.
+ */
+import type { Preprocessing } from './types';
+
+export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
+  try {
+    return await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch {
+    throw new Error(`could not read this file as an image (${blob.type || 'unknown type'}, ${blob.size} bytes): use a JPEG, PNG or WebP`);
+  }
+}
+
+/** RGBA pixels of the source, cover-resized and centre-cropped to w × h. */
+export function toPixels(src: CanvasImageSource & { width: number; height: number }, w: number, h: number): ImageData {
+  const canvas = new OffscreenCanvas(w, h);
+  const g = canvas.getContext('2d', { willReadFrequently: true })!;
+  const scale = Math.max(w / src.width, h / src.height);
+  const sw = w / scale;
+  const sh = h / scale;
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(src, (src.width - sw) / 2, (src.height - sh) / 2, sw, sh, 0, 0, w, h);
+  return g.getImageData(0, 0, w, h);
+}
+
+const toLinear = (v: number) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+const toSrgb = (v: number) => (v <= 0.0031308 ? v * 12.92 : 1.055 * v ** (1 / 2.4) - 0.055);
+
+/** Luminance like libvips' sRGB → B_W: linear light, Rec. 709 weights, back to sRGB. */
+function grey(r: number, g: number, b: number): number {
+  if (r === g && g === b) return r;
+  const y = 0.2126 * toLinear(r / 255) + 0.7152 * toLinear(g / 255) + 0.0722 * toLinear(b / 255);
+  return Math.round(255 * toSrgb(y));
+}
+
+export function toInput(img: ImageData, p: Preprocessing): Float32Array {
+  const hw = p.width * p.height;
+  const out = new Float32Array(p.channels * hw);
+  const d = img.data;
+  for (let q = 0; q < hw; q++) {
+    const r = d[4 * q];
+    const g = d[4 * q + 1];
+    const b = d[4 * q + 2];
+    const px = p.channels === 1 ? [grey(r, g, b)] : [r, g, b];
+    for (let k = 0; k < p.channels; k++) out[k * hw + q] = (px[k] * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
+  }
+  return out;
+}
