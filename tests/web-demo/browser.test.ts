@@ -20,6 +20,8 @@ import { OnnxEncoder } from '../../export/onnx-encoder.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { writeDemoSite } from '../../web-demo/site.js';
+import { imageToInput } from '../../serve/images.js';
+import * as ort from 'onnxruntime-node';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
@@ -145,9 +147,7 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
       for (const q of queries) {
         const { last } = await upload(page, q.file);
         if (last.neighbours[0].label === q.label) browserAgree++;
-        const [bytes] = [fs.readFileSync(q.file)];
-        const { imageToInput } = await import('../../serve/images.js');
-        const v = await enc.embed(await imageToInput(bytes, enc.preprocessing, 1e7, 'image'), 1);
+        const v = await enc.embed(await imageToInput(fs.readFileSync(q.file), enc.preprocessing, 1e7, 'image'), 1);
         if (search.search(v, 1)[0].item.label === q.label) nodeAgree++;
       }
     } finally {
@@ -243,6 +243,42 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     } finally {
       await ctx.close();
       host.close();
+    }
+  });
+
+  it("shows a ViT's CLS self-attention over the query, equal to onnxruntime-node's", async () => {
+    const images = path.join(work, 'images');
+    const vit = await tinyModel({ data: `folder:${images}`, dataDir: undefined, backbone: 'vit', batchSize: 64, limit: 256, width: 1 });
+    const gal = path.join(work, 'vit-gallery');
+    await buildIndex(vit, path.join(work, 'vit.idx'), { data: `folder:${images}`, gallery: gal, limit: 200 });
+    const s = await startServer({ model: vit, index: path.join(work, 'vit.idx'), gallery: gal, port: 0, log: () => {} });
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${s.url}/`);
+      await ready(p);
+      expect(await p.isVisible('#attention')).toBe(false);
+      const { last } = await upload(p, queries[1].file);
+      expect(await p.isVisible('#attention')).toBe(true);
+      const session = await ort.InferenceSession.create(vit);
+      const enc = await OnnxEncoder.load(vit);
+      const x = await imageToInput(fs.readFileSync(queries[1].file), enc.preprocessing, 1e7, 'image');
+      const p0 = enc.preprocessing;
+      const out = await session.run({ [enc.input]: new ort.Tensor('float32', x, [1, p0.channels, p0.height, p0.width]) });
+      const [, heads, patches] = out.attention.dims as number[];
+      const node = out.attention.data as Float32Array;
+      expect(last.attention).toHaveLength(heads * patches);
+      let maxDiff = 0;
+      node.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - last.attention[i]))));
+      expect(maxDiff).toBeLessThan(1e-4);
+      // One overlay of the mean over heads, then one map per head.
+      expect(await p.locator('#attention canvas').count()).toBe(heads + 1);
+      await p.screenshot({ path: path.join(ARTIFACTS, 'web-demo-vit.png') });
+      await enc.release();
+      await session.release();
+    } finally {
+      await ctx.close();
+      await s.close();
     }
   });
 

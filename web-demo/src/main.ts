@@ -26,6 +26,41 @@ interface QueryResult {
   cluster: { cluster: number; score: number };
   ms: number;
   via: 'browser' | 'server';
+  /** heads × patches, for ViT models. */
+  attention: number[] | null;
+}
+
+/**
+ * A ViT's CLS self-attention over the query's patches, averaged over heads, as a heat map laid
+ * over the query image (DINO's attention maps), and one small map per head.
+ */
+function drawAttention(e: BrowserEncoder, query: HTMLCanvasElement): void {
+  const box = $('attention');
+  box.hidden = !e.lastAttention;
+  if (!e.lastAttention) return;
+  const { heads, patches, data } = e.lastAttention;
+  const side = Math.round(Math.sqrt(patches));
+  const heat = (values: Float32Array, size: number, withImage: boolean) => {
+    const c = document.createElement('canvas');
+    c.width = c.height = size;
+    const g = c.getContext('2d')!;
+    if (withImage) g.drawImage(query, 0, 0, size, size);
+    // Min-max scaled: a barely trained ViT attends almost uniformly, and the differences are the point.
+    let [lo, hi] = [Infinity, -Infinity];
+    for (const v of values) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    const cell = size / side;
+    for (let p = 0; p < patches; p++) {
+      g.fillStyle = `rgba(255, 40, 0, ${(0.8 * (values[p] - lo)) / (hi - lo || 1)})`;
+      g.fillRect((p % side) * cell, Math.floor(p / side) * cell, cell, cell);
+    }
+    return c;
+  };
+  const mean = new Float32Array(patches);
+  for (let h = 0; h < heads; h++) for (let p = 0; p < patches; p++) mean[p] += data[h * patches + p] / heads;
+  const maps = Array.from({ length: heads }, (_, h) => heat(data.subarray(h * patches, (h + 1) * patches), 48, false));
+  const title = document.createElement('div');
+  title.textContent = `CLS self-attention, last block: mean of ${heads} heads, then each head`;
+  box.replaceChildren(title, heat(mean, 128, true), ...maps);
 }
 
 const demo = {
@@ -158,7 +193,16 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   row.append(...members.map((i) => card(g, i, g.label(i) ?? g.manifest.ids[i])));
   cl.replaceChildren(head, row);
   drawMap($('map') as HTMLCanvasElement, g, { xy: g.project(q), neighbours: neighbours.map((n) => n.index).filter((i) => i >= 0) });
-  demo.last = { source, embedding: Array.from(raw), neighbours, cluster, ms, via };
+  drawAttention(e, qc);
+  demo.last = {
+    source,
+    embedding: Array.from(raw),
+    neighbours,
+    cluster,
+    ms,
+    via,
+    attention: e.lastAttention ? Array.from(e.lastAttention.data) : null,
+  };
   demo.queries++;
 }
 

@@ -58,6 +58,13 @@ export class BrowserEncoder {
     return new BrowserEncoder(s, ort, { name: 'wasm', threads, isolated }, m);
   }
 
+  /** The CLS token's last-block self-attention of the last image embedded, for ViT models that export it. */
+  lastAttention: { heads: number; patches: number; data: Float32Array } | null = null;
+
+  get hasAttention(): boolean {
+    return this.session.outputNames.includes('attention');
+  }
+
   /** Embeds n preprocessed images (n × C × H × W); returns n rows of the model's own size, not normalised. */
   async embed(input: Float32Array, n: number): Promise<Float32Array> {
     const p = this.m.preprocessing;
@@ -71,6 +78,13 @@ export class BrowserEncoder {
       const feeds = { [this.m.input]: new this.ort.Tensor('float32', x, [b, p.channels, p.height, p.width]) };
       const result = await this.session.run(feeds);
       const y = result[this.m.output];
+      const att = result.attention;
+      if (att) {
+        const [, heads, patches] = att.dims;
+        const per = heads * patches;
+        this.lastAttention = { heads, patches, data: (att.data as Float32Array).slice((m - 1) * per, m * per) };
+        att.dispose();
+      }
       const data = y.data as Float32Array;
       // The embedding size is whatever the model gives: [N, D], [N, D, 1, 1] or [N, T, D].
       const dim = this.m.outputKind === '[N, T, D]' ? y.dims[2] : y.dims[1];
