@@ -14,7 +14,13 @@ export function buildSimclrStep(o: { backbone: string; batch: number; channels: 
   const g = new Graph('train');
   const ctx = new Ctx(g, { training: true, seed: 0, fusedBatchNorm: o.fusedBatchNorm });
   const views = [0, 1].map((i) => g.input(`view${i}`, [o.batch, o.channels, o.size, o.size]));
-  const { loss } = simclr.build(ctx, makeBackbone(o.backbone), views, { temperature: 0.2, proj_hidden: 256, proj_out: 128 });
+  const { loss } = simclr.build(
+    ctx,
+    makeBackbone(o.backbone),
+    views,
+    { temperature: 0.2, proj_hidden: 256, proj_out: 128 },
+    { batchSize: o.batch, datasetSize: o.batch },
+  );
   const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
   const grads = grad(
     loss,

@@ -37,6 +37,7 @@ interface TrainFlags {
   tune: boolean;
   out?: string;
   resume?: string;
+  teacher?: string;
 }
 
 export function trainCommand(): Command {
@@ -56,6 +57,7 @@ export function trainCommand(): Command {
     .option('--clip-grad-norm <x>', 'clip the global gradient norm (0 = off)', floatOption('--clip-grad-norm'), 0)
     .addOption(new Option('--augment <preset>', "augmentation preset (default: the method's)").choices(AUGMENT_PRESETS))
     .option('--crop-min-scale <x>', 'smallest random-resized-crop area fraction', floatOption('--crop-min-scale', 0.01), 0.2)
+    .option('--teacher <model.onnx>', 'frozen ONNX encoder for distill and bownet (one exported here, or a foreign one)')
     .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
     .option('--limit <n>', 'train on the first n images only', intOption('--limit', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), 0)
@@ -100,6 +102,7 @@ export function trainCommand(): Command {
         checkpointEvery: f.checkpointEvery,
         maxSteps: f.maxSteps,
         tuneConv: f.tune,
+        teacher: base?.teacher ?? f.teacher,
         out,
       });
       getMethod(input.method);

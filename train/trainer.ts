@@ -11,6 +11,8 @@ import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import { subset, type ImageSet } from '../core/image-set.js';
 import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
+import { Rng } from '../core/random.js';
+import { OnnxEncoder } from '../export/onnx-encoder.js';
 import { DEVICES, resolveProvider, type Device } from '../core/runtime/session.js';
 import { Graph, type Param } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
@@ -67,6 +69,8 @@ export const TrainConfigSchema = z.object({
   maxSteps: z.number().int().positive().optional(),
   /** Measure the conv weight-gradient formulations per layer shape before training. */
   tuneConv: z.boolean().default(true),
+  /** A frozen ONNX encoder for methods with a static teacher (distill, bownet). */
+  teacher: z.string().optional(),
   out: z.string(),
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
@@ -131,13 +135,20 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
   const r = cfg.resolved;
   const provider = await resolveProvider(cfg.device, log);
   const method = getMethod(cfg.method);
+  const teacherDim = cfg.teacher
+    ? await OnnxEncoder.load(cfg.teacher, { log: () => {} }).then(async (t) => (await t.release(), t.dim))
+    : undefined;
   const build = () => {
     convGradShapesSeen.clear();
     const g = new Graph('train');
     const ctx = new Ctx(g, { training: true, seed: cfg.seed, fusedBatchNorm: provider !== 'webgpu' });
     const views = r.augment.views.map((v, i) => g.input(`view${i}`, [cfg.batchSize, r.channels, v.size, v.size]));
     const backbone = makeBackbone(cfg.backbone, { width: cfg.width });
-    const { loss, monitor } = method.build(ctx, backbone, views, r.hp);
+    const { loss, monitor } = method.build(ctx, backbone, views, r.hp, {
+      batchSize: cfg.batchSize,
+      datasetSize: r.trainImages,
+      teacherDim,
+    });
     const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer' && p.role !== 'teacher') as [string, Param][];
     const grads = grad(
       loss,
@@ -160,6 +171,8 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
       g.output(s.next, `next.${name}`);
       stateShapes.set(name, s.input.dims);
     }
+    // Buffers the graph reads but never rewrites (DeepCluster's prototypes, set between epochs) are state too.
+    for (const [name, p] of g.params) if (p.role === 'buffer' && !stateShapes.has(name)) stateShapes.set(name, p.tensor.dims);
     const hasTeacher = [...g.params.values()].some((p) => p.role === 'teacher');
     if (hasTeacher) {
       if (!method.teacherMomentum) throw new TypeError(`method '${method.name}' builds an EMA teacher but gives no teacherMomentum`);
@@ -265,13 +278,17 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     if (fs.existsSync(path.join(runDir, CKPT)))
       throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
     const hp = resolveHyperParams(method, input.hp);
+    method.validate?.({ backbone: input.backbone, teacher: input.teacher, hp });
     const optName = input.optimizer ?? method.optimizer.name;
     const lr = input.lr ?? (method.optimizer.lrPer256 * input.batchSize) / 256;
     const stepsPerEpoch = Math.floor(trainSet.n / input.batchSize);
     if (stepsPerEpoch < 1) throw new UserError(`batch size ${input.batchSize} is larger than the ${trainSet.n} training images`);
     const stats = channelStats(trainSet);
     const augment: AugmentConfig = {
-      views: presetViews(input.augment ?? method.augment, trainSet.h, method.views, { minScale: input.cropMinScale }),
+      views: presetViews(input.augment ?? method.augment, trainSet.h, method.views, {
+        minScale: input.cropMinScale,
+        local: method.localCropsParam ? hp[method.localCropsParam] : 0,
+      }),
       ...stats,
     };
     const backbone = makeBackbone(input.backbone, { width: input.width });
@@ -365,6 +382,23 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
       tensors: new Map([...step.stateShapes].map(([n, shape]) => [n, { shape, data: state.get(n)! }])),
     });
 
+  const runtime = method.runtime
+    ? await method.runtime({
+        hp: r.hp,
+        teacher: cfg.teacher,
+        device: cfg.device,
+        threads: cfg.threads,
+        datasetSize: r.trainImages,
+        batchSize: cfg.batchSize,
+        channels: r.channels,
+        imageSize: r.imageSize,
+        mean: r.augment.mean,
+        std: r.augment.std,
+        seed: cfg.seed,
+        log,
+      })
+    : null;
+  const viewDims = r.augment.views.map((v) => [cfg.batchSize, r.channels, v.size, v.size]);
   const loader = new ViewLoader(trainSet, r.augment, { batchSize: cfg.batchSize, workers: cfg.workers, seed: cfg.seed });
   const schedule = { lr: r.lr, warmupSteps: Math.round(cfg.warmupEpochs * r.stepsPerEpoch), totalSteps: r.totalSteps, minLrRatio: 0 };
   const lossHistory: number[] = [];
@@ -378,12 +412,30 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
       const epochLosses: number[] = [];
       const epochCollapse: number[] = [];
       const tEpoch = Date.now();
+      if (runtime?.onEpochStart && pos.batch === 0)
+        for (const [name, v] of await runtime.onEpochStart({ epoch: pos.epoch, state, rng: new Rng(stepSeed(cfg.seed, -1 - pos.epoch)) }))
+          state.set(name, v);
       for await (const batch of loader.epoch(pos.epoch, pos.batch)) {
         const t0 = performance.now();
         const lr = learningRate(pos.step, schedule);
-        const feeds: Record<string, Float32Array | number> = { lr };
+        const feeds: Record<string, Float32Array | BigInt64Array | number> = { lr };
         batch.views.forEach((v, i) => (feeds[`view${i}`] = v));
         for (const name of step.stateShapes.keys()) feeds[name] = state.get(name)!;
+        if (runtime?.feeds)
+          Object.assign(
+            feeds,
+            await runtime.feeds({
+              step: pos.step,
+              epoch: pos.epoch,
+              totalSteps: r.totalSteps,
+              stepsPerEpoch: r.stepsPerEpoch,
+              indices: batch.indices,
+              views: batch.views,
+              viewDims,
+              rng: new Rng(stepSeed(cfg.seed, pos.step)),
+              state,
+            }),
+          );
         if (step.hasTeacher) feeds.teacher_momentum = teacherMomentum(pos.step, r.totalSteps, method.teacherMomentum!(r.hp));
         if (r.optimizer.name === 'adamw') {
           feeds.adam_bc1 = 1 - Math.pow(r.optimizer.beta1, pos.step + 1);
@@ -394,14 +446,14 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         // A finite loss can still come with overflowed weights; commit only a wholly finite state.
         const bad = !Number.isFinite(loss)
           ? 'loss'
-          : [...step.stateShapes.keys()].find((n) => !allFinite(out[`next.${n}`] as Float32Array));
+          : [...step.stateShapes.keys()].find((n) => out[`next.${n}`] && !allFinite(out[`next.${n}`] as Float32Array));
         if (bad) {
           save(); // the state from before this step: the last good one
           throw new TrainingDiverged(
             `${bad === 'loss' ? `loss became ${loss}` : `parameter '${bad}' became non-finite (loss ${loss})`} at step ${pos.step + 1} (epoch ${pos.epoch + 1}); stopped and kept the last good checkpoint in ${runDir}. Try a lower --lr (now ${r.lr}) or --clip-grad-norm`,
           );
         }
-        for (const name of step.stateShapes.keys()) state.set(name, out[`next.${name}`] as Float32Array);
+        for (const name of step.stateShapes.keys()) if (out[`next.${name}`]) state.set(name, out[`next.${name}`] as Float32Array);
         const dt = (performance.now() - t0) / 1000;
         const imgPerSec = cfg.batchSize / dt;
         pos = { step: pos.step + 1, epoch: pos.epoch, batch: batch.index + 1 };
@@ -473,6 +525,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   } finally {
     await loader.close();
     await step.prog.release();
+    await runtime?.release?.();
   }
   if (stopped !== 'done') {
     save();
@@ -481,6 +534,11 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     );
   }
   return { runDir, position: pos, finalLoss, knnTop1: lastKnn, initialKnnTop1: initialKnn, stopped, lossHistory };
+}
+
+/** A seed for one step's (or epoch's) host-side random draws, independent of how the run was split. */
+function stepSeed(seed: number, step: number): number {
+  return (Math.imul(seed ^ 0x9e3779b9, 2654435761) + Math.imul(step + 1, 40503)) >>> 0;
 }
 
 function allFinite(a: Float32Array): boolean {

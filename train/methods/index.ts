@@ -1,9 +1,42 @@
-/** The method registry: `sslkit train --method NAME`. One file per method. */
+/** The method registry: `sslkit train --method NAME`. One file per method (METHODS.md). */
 import { simclr } from './simclr.js';
+import { moco } from './moco.js';
+import { triplet } from './triplet.js';
+import { nce } from './nce.js';
+import { negsample } from './negsample.js';
+import { dae } from './dae.js';
+import { context } from './context.js';
+import { distill } from './distill.js';
+import { byol } from './byol.js';
+import { simsiam } from './simsiam.js';
+import { dino } from './dino.js';
+import { barlow } from './barlow.js';
+import { vicreg } from './vicreg.js';
+import { wmse } from './wmse.js';
+import { deepcluster } from './deepcluster.js';
+import { swav } from './swav.js';
 import type { Method } from './types.js';
 import { UserError } from '../../core/errors.js';
 
-export const METHODS: Record<string, Method> = { simclr };
+/** In METHODS.md's order: contrastive, reconstruction, static teacher, dynamic teacher, redundancy reduction, clustering. */
+export const METHODS: Record<string, Method> = {
+  simclr,
+  moco,
+  triplet,
+  nce,
+  negsample,
+  dae,
+  context,
+  distill,
+  byol,
+  simsiam,
+  dino,
+  barlow,
+  vicreg,
+  wmse,
+  deepcluster,
+  swav,
+};
 
 export function getMethod(name: string): Method {
   const m = METHODS[name];

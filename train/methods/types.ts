@@ -6,6 +6,8 @@ import type { Ctx } from '../engine/nn.js';
 import type { Tensor } from '../engine/graph.js';
 import type { Backbone } from '../backbones/index.js';
 import type { AugmentPreset } from '../augment/presets.js';
+import type { Rng } from '../../core/random.js';
+import type { Device } from '../../core/runtime/session.js';
 
 export interface MethodParam {
   default: number;
@@ -18,11 +20,70 @@ export interface MethodBuild {
   monitor: Tensor;
 }
 
+/** What a method's graph may depend on besides its hyper-parameters. */
+export interface BuildEnv {
+  batchSize: number;
+  /** Training images (memory banks hold one row per image). */
+  datasetSize: number;
+  /** The frozen ONNX teacher's embedding size (`--teacher`), for methods that take one. */
+  teacherDim?: number;
+}
+
+/** One training step, as a method's runtime sees it (to compute its extra inputs). */
+export interface StepInfo {
+  step: number;
+  epoch: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  /** Dataset rows of this batch's images. */
+  indices: Int32Array;
+  views: Float32Array[];
+  viewDims: number[][];
+  /** Seeded by (run seed, step): a resumed run draws the same numbers. */
+  rng: Rng;
+  /** The training state (parameters, buffers) before this step. */
+  state: Map<string, Float32Array>;
+}
+
+export type StepFeeds = Record<string, Float32Array | BigInt64Array | number>;
+
+export interface RuntimeEnv {
+  hp: Record<string, number>;
+  /** A frozen ONNX teacher (`--teacher`), for methods that take one. */
+  teacher?: string;
+  device: Device;
+  threads: number;
+  datasetSize: number;
+  batchSize: number;
+  channels: number;
+  imageSize: number;
+  /** The views' normalisation (so a frozen teacher can be fed its own). */
+  mean: number[];
+  std: number[];
+  seed: number;
+  log: (line: string) => void;
+}
+
+/** The host-side part of a method: extra inputs per step, work between epochs, resources. */
+export interface MethodRuntime {
+  /** Values for the extra graph inputs the method declared (indices, noise, masks, a teacher's output, schedules). */
+  feeds?(s: StepInfo): StepFeeds | Promise<StepFeeds>;
+  /** Before each epoch: new values for state buffers (e.g. k-means prototypes from a memory bank). */
+  onEpochStart?(s: {
+    epoch: number;
+    state: Map<string, Float32Array>;
+    rng: Rng;
+  }): Map<string, Float32Array> | Promise<Map<string, Float32Array>>;
+  release?(): Promise<void>;
+}
+
 export interface Method {
   name: string;
   summary: string;
-  /** Augmented views of each image the step consumes. */
+  /** Augmented views of each image the step consumes (multi-crop methods add `local_crops` small ones). */
   views: number;
+  /** Multi-crop: the hyper-parameter holding the number of small local crops. */
+  localCropsParam?: string;
   augment: AugmentPreset;
   /** Hyper-parameters (METHODS.md defaults), exposed as `--set key=value`. */
   params: Record<string, MethodParam>;
@@ -33,7 +94,11 @@ export interface Method {
    * value; it follows a cosine schedule to 1 over training.
    */
   teacherMomentum?(hp: Record<string, number>): number;
-  build(ctx: Ctx, backbone: Backbone, views: Tensor[], hp: Record<string, number>): MethodBuild;
+  build(ctx: Ctx, backbone: Backbone, views: Tensor[], hp: Record<string, number>, env: BuildEnv): MethodBuild;
+  /** Host-side work the method needs each step or epoch (absent for methods that are one graph). */
+  runtime?(env: RuntimeEnv): MethodRuntime | Promise<MethodRuntime>;
+  /** Checks the method's requirements early, with a clear message (e.g. a teacher file, a backbone). */
+  validate?(o: { backbone: string; teacher?: string; hp: Record<string, number> }): void;
   /** The projection head on backbone features, as trained (export `--head projector`). */
   head?(ctx: Ctx, features: Tensor, hp: Record<string, number>): Tensor;
 }

@@ -1,0 +1,38 @@
+/**
+ * SwAV (Caron et al., 2020). Codes come from Sinkhorn–Knopp on the prototype scores of a global
+ * view, so every prototype gets an equal share of the batch (no gradient through the codes); the
+ * loss predicts each global view's code from every other view: −Σ q_i · log softmax(s_v/τ),
+ * averaged over the batch and the pairs.
+ */
+import type { Tensor } from '../engine/graph.js';
+import * as o from '../engine/ops.js';
+import { crossViewPairs, softCrossEntropy } from '../methods/parts.js';
+
+/**
+ * Equipartitioned soft assignments of B samples to K prototypes from scores [B, K]:
+ * Q = exp(scores/ε)ᵀ normalised to sum 1, then `iterations` rounds of rows to 1/K and columns
+ * to 1/B; returned as [B, K] with rows summing to 1.
+ */
+export function sinkhorn(scores: Tensor, epsilon: number, iterations: number): Tensor {
+  const [B, K] = scores.dims;
+  // Subtracting the max keeps exp() finite; the normalisations cancel the constant.
+  const s = o.stopGradient(scores);
+  let q = o.exp(o.mul(o.sub(s, o.reduceMax(s)), 1 / epsilon));
+  q = o.div(q, o.reduceSum(q));
+  for (let k = 0; k < iterations; k++) {
+    q = o.mul(o.div(q, o.reduceSum(q, [0], true)), 1 / K); // each prototype (column here) sums to 1/K
+    q = o.mul(o.div(q, o.reduceSum(q, [1], true)), 1 / B); // each sample sums to 1/B
+  }
+  return o.stopGradient(o.mul(q, B));
+}
+
+export function swappedPredictionLoss(scores: Tensor[], globals: number, temperature: number, epsilon: number, iterations: number): Tensor {
+  const codes = scores.slice(0, globals).map((s) => sinkhorn(s, epsilon, iterations));
+  const logProbs = scores.map((s) => o.logSoftmax(o.mul(s, 1 / temperature), 1));
+  const pairs = crossViewPairs(globals, scores.length);
+  const terms = pairs.map(([i, v]) => softCrossEntropy(codes[i], logProbs[v]));
+  return o.mul(
+    terms.reduce((a, b) => o.add(a, b)),
+    1 / pairs.length,
+  );
+}
