@@ -8,6 +8,7 @@ import { exportCommand, inspectCommand } from './export.js';
 import { indexCommand } from './index.js';
 import { serveCommand } from './serve.js';
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   program.addCommand(dataCommand());
   program.addCommand(trainCommand());
   program.addCommand(methodsCommand());
+  program.addCommand(evalCommand());
   program.addCommand(exportCommand());
   program.addCommand(inspectCommand());
   program.addCommand(indexCommand());

@@ -2,7 +2,8 @@
  * DeepCluster-v2 (Caron et al., 2018; 2020): at the start of every epoch k-means runs over a memory
  * bank of L2-normalised projections (several heads, each its own k-means); the centroids become
  * fixed prototypes and the assignments pseudo-labels. Each view is trained to predict its image's
- * pseudo-label: cross-entropy of softmax(z·prototypes/τ), averaged over heads and views.
+ * pseudo-label: cross-entropy of softmax(z·prototypes/τ), averaged over heads and views. The first
+ * epoch fills the bank (the prototypes are still zero, so it trains nothing).
  */
 import * as o from '../engine/ops.js';
 import { tensorData } from '../engine/graph.js';
@@ -29,7 +30,7 @@ export const deepcluster: Method = {
     const z = headViews(encodeViews(ctx, backbone, views), (h) => this.head!(ctx, h, hp)).map((x) => o.l2normalize(x, 1));
     const { idx } = memoryBank(ctx, env, z[0], hp.bank_momentum);
     const K = hp.clusters;
-    const prototypes = ctx.within('deepcluster', () => buffer(ctx, 'prototypes', [hp.heads * K, hp.proj_out], 'unit-rows'));
+    const prototypes = ctx.within('deepcluster', () => buffer(ctx, 'prototypes', [hp.heads * K, hp.proj_out]));
     const labels = ctx.within('deepcluster', () => buffer(ctx, 'labels', [hp.heads, env.datasetSize]));
     const classes = ctx.g.constant(
       tensorData(
@@ -58,6 +59,8 @@ export const deepcluster: Method = {
   runtime: ({ hp, datasetSize, log }) => ({
     onEpochStart({ epoch, state, rng }) {
       const bank = state.get('bank.vectors')!;
+      // The bank fills during the first epoch (it starts at zero); clustering starts after it.
+      if (epoch === 0) return new Map();
       const K = Math.min(hp.clusters, datasetSize);
       const prototypes = new Float32Array(hp.heads * hp.clusters * hp.proj_out);
       const labels = new Float32Array(hp.heads * datasetSize);

@@ -134,11 +134,13 @@ export function scatterRows(bank: Tensor, idx: Tensor, rows: Tensor): Tensor {
 /**
  * A memory bank of one unit embedding per training image, updated with momentum as images come
  * by (Wu et al., 2018): m_i ← normalise(m·m_i + (1 − m)·v_i). Returns the bank (before this
- * step's update) and the batch's rows of it.
+ * step's update) and the batch's rows of it. The bank starts at zero rather than at random unit
+ * vectors: an image's first visit then stores its own embedding, and the first epoch pulls no
+ * image towards noise (with a random start, a short run spends its first epoch learning it).
  */
 export function memoryBank(ctx: Ctx, env: { datasetSize: number; batchSize: number }, v: Tensor, momentum: number) {
   const d = v.dims[1];
-  const bank = ctx.within('bank', () => buffer(ctx, 'vectors', [env.datasetSize, d], 'unit-rows'));
+  const bank = ctx.within('bank', () => buffer(ctx, 'vectors', [env.datasetSize, d]));
   const idx = ctx.g.input('batch_indices', [env.batchSize], 'int64');
   const mine = gatherRows(bank, idx);
   const fresh = o.l2normalize(o.add(o.mul(mine, momentum), o.mul(o.stopGradient(v), 1 - momentum)), 1);
