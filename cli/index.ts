@@ -15,6 +15,7 @@ export function indexCommand(): Command {
     .option('--limit <n>', 'index the first n images only', intOption('--limit', 1))
     .option('--clusters <k>', 'k-means clusters (default: the class count, else √N)', intOption('--clusters', 1))
     .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
+    .option('--ann-threshold <n>', 'from this many images, also build and save the HNSW graph', intOption('--ann-threshold', 1), 20000)
     .option('--gallery <dir>', 'also write the web demo gallery (embeddings, thumbnails, clusters, PCA map) to this folder')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it')
     .action(
@@ -30,6 +31,7 @@ export function indexCommand(): Command {
           pooling: 'cls' | 'mean';
           preprocessing?: string;
           gallery?: string;
+          annThreshold: number;
         },
       ) => {
         let bar: ReturnType<typeof progressBar> | null = null;
@@ -43,6 +45,7 @@ export function indexCommand(): Command {
           pooling: f.pooling,
           preprocessing: f.preprocessing,
           gallery: f.gallery,
+          annThreshold: f.annThreshold,
           onProgress: (done, total) => {
             bar ??= progressBar(total, 'index [{bar}] {value}/{total} images | eta {eta_formatted}', 2048);
             bar.update(done);

@@ -13,6 +13,7 @@ import { OnnxEncoder, type OnnxEncoderOptions } from '../export/onnx-encoder.js'
 import { preprocessImages } from '../export/preprocess.js';
 import { saveIndex, type IndexData } from './index-file.js';
 import { exportGallery } from './gallery.js';
+import { IndexStore } from './store.js';
 
 export interface BuildIndexOptions extends OnnxEncoderOptions {
   data: string;
@@ -23,6 +24,8 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
   batch?: number;
   /** Also write the browser gallery (web demo) to this folder. */
   gallery?: string;
+  /** From this many items the HNSW graph is built now and saved beside the index (serve reopens it in a second). */
+  annThreshold?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -64,6 +67,12 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
     clusters: { k, centroids: km.centroids, assign: km.assign },
   };
   saveIndex(out, index);
+  if (index.items.length >= (o.annThreshold ?? 20_000)) {
+    // Opening builds the graph; the snapshot saves it with the index, so `sslkit serve` loads it instead.
+    const store = IndexStore.open(out, { annThreshold: o.annThreshold });
+    store.snapshot();
+    store.close();
+  }
   if (o.gallery) await exportGallery(o.gallery, index, set, { file: modelFile, encoder: enc });
   return index;
 }

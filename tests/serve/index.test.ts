@@ -12,6 +12,7 @@ import { Rng } from '../../core/random.js';
 import { buildIndex } from '../../serve/build-index.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
+import { IndexStore } from '../../serve/store.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 describe('k-means', () => {
@@ -61,6 +62,20 @@ describe.runIf(hasFashion)('sslkit index', () => {
     // Nearest other image shares the label far above chance (10%), even for a barely trained encoder.
     expect(sameLabel / 43).toBeGreaterThan(0.4);
     expect(() => search.search(new Float32Array(3), 5)).toThrow(/embedding has 3 values, the index holds 32-d vectors/);
+  });
+
+  it('saves the HNSW graph with the index above the threshold, so the service reopens it without a rebuild', async () => {
+    const out = path.join(tmpDir(), 'g.idx');
+    await buildIndex(model, out, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 500, annThreshold: 400, log: () => {} });
+    expect(fs.existsSync(`${out}.hnsw`)).toBe(true);
+    const store = IndexStore.open(out, { annThreshold: 400 });
+    expect(store.annLoaded).toBe(true);
+    expect(store.nearest(loadIndex(out).vectors.subarray(0, 32), 1)[0].id).toBe('0');
+    store.close();
+    // Below the threshold: exact search only, no graph files.
+    const small = path.join(tmpDir(), 's.idx');
+    await buildIndex(model, small, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 100, annThreshold: 400, log: () => {} });
+    expect(fs.existsSync(`${small}.hnsw`)).toBe(false);
   });
 
   it('indexes with the foreign torch.onnx encoder (3×32×32 from 1×28×28 images)', async () => {

@@ -2,7 +2,7 @@
  * sslkit serve over real HTTP on 127.0.0.1: every route with an sslkit-exported model and the
  * foreign torch.onnx fixture; each bad request gets its JSON error code and the service keeps
  * answering correctly; concurrent writes lose nothing; an acknowledged write survives kill -9;
- * auth; 429 on a full queue; metrics, readiness and the OpenAPI document.
+ * auth; 429 on a full queue; 503 past the timeout; CORS; metrics, readiness and the OpenAPI document.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -243,6 +243,28 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     } finally {
       await w.close();
     }
+  });
+
+  it('a request that waits past --timeout-ms gets 503 timeout; CORS headers only with --cors', async () => {
+    // An idle model waits 300 ms to fill a batch: longer than the 50 ms the request may take.
+    const t = await startServer({ model, port: 0, device: 'cpu', maxDelayMs: 300, timeoutMs: 50, cors: true, log: () => {} });
+    try {
+      const slow = await post(`${t.url}/v1/embeddings`, { input: [pngs[0].toString('base64')] });
+      expect([slow.status, slow.body.error.code]).toEqual([503, 'timeout']);
+      expect(slow.body.error.message).toMatch(/no result within 50 ms/);
+      const pre = await fetch(`${t.url}/v1/embeddings`, { method: 'OPTIONS', headers: { origin: 'http://example.test' } });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+      expect(pre.headers.get('access-control-allow-methods')).toContain('POST');
+      expect((await fetch(`${t.url}/healthz`)).headers.get('access-control-allow-origin')).toBe('*');
+    } finally {
+      await t.close();
+    }
+    // The shared server has CORS off, and its answers still come in time.
+    expect(
+      (await fetch(`${s.url}/healthz`, { headers: { origin: 'http://example.test' } })).headers.get('access-control-allow-origin'),
+    ).toBeNull();
+    expect((await post(`${s.url}/v1/embeddings`, { input: [pngs[0].toString('base64')] })).status).toBe(200);
   });
 
   it('dynamic batching merges concurrent requests into fewer model runs', async () => {
