@@ -13,6 +13,7 @@ export function exportCommand(): Command {
     .option('--no-fold', 'keep BatchNorm nodes instead of folding them into the convolutions')
     .option('--fp16', 'store weights in half precision (computation stays float32)')
     .option('--normalize', 'L2-normalise the output embeddings')
+    .option('--feature-map', 'add the last feature map as a second output, feature_map [N, C, h, w] (a BoWNet teacher)')
     .addOption(new Option('--head <head>', 'what the embedding is').choices(['backbone', 'projector']).default('backbone'))
     .option('--data-dir <dir>', "where the run's dataset is, for the check images")
     .action(
@@ -25,6 +26,7 @@ export function exportCommand(): Command {
           fp16?: boolean;
           normalize?: boolean;
           head: 'backbone' | 'projector';
+          featureMap?: boolean;
           dataDir?: string;
         },
       ) => {
@@ -35,6 +37,7 @@ export function exportCommand(): Command {
           fp16: f.fp16,
           normalize: f.normalize,
           head: f.head,
+          featureMap: f.featureMap,
           dataDir: f.dataDir,
         });
         process.stdout.write(

@@ -29,6 +29,8 @@ export interface ExportOptions {
   normalize?: boolean;
   /** 'backbone' (default) or 'projector' (backbone + the method's projection head). */
   head?: 'backbone' | 'projector';
+  /** Add the last feature map as a second output, `feature_map` (to teach BoWNet). */
+  featureMap?: boolean;
   /** Images used to check the file against the engine. */
   checkImages?: number;
   dataDir?: string;
@@ -69,6 +71,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     ...encoderSpec(cfg),
     head: head === 'projector' ? { method: cfg.method, hp: cfg.resolved.hp } : undefined,
     normalize: !!o.normalize,
+    featureMap: !!o.featureMap,
   };
   const { g } = buildEncoderGraph(spec, values, 'N');
   const embeddingDim = g.outputs[0].shape[1] as number;

@@ -22,6 +22,8 @@ export interface EncoderSpec {
   head?: { method: string; hp: Record<string, number> };
   /** L2-normalise the output embedding. */
   normalize?: boolean;
+  /** Also output the last feature map `feature_map` [N, C, h, w] (local features for BoWNet teachers). */
+  featureMap?: boolean;
 }
 
 /** Builds the eval-mode encoder graph for a batch of `batch` images (a number, or 'N' for dynamic). */
@@ -44,6 +46,10 @@ export function buildEncoderGraph(
   if (spec.normalize) emb = l2normalize(emb, 1);
   const features = g.output(emb, 'embeddings');
   if (out.clsAttention) g.output(out.clsAttention, 'attention');
+  if (spec.featureMap) {
+    if (!out.featureMap) throw new UserError(`the ${spec.backbone} backbone has no feature map to export`);
+    g.output(out.featureMap, 'feature_map');
+  }
   return { g, features: features.name };
 }
 

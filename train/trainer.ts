@@ -29,7 +29,8 @@ import { loadDataset } from './data/datasets.js';
 import { ViewLoader } from './augment/loader.js';
 import { AUGMENT_PRESETS, presetViews, type AugmentConfig, type AugmentPreset } from './augment/presets.js';
 import { channelStats, makePlainBatch } from './augment/views.js';
-import { Embedder, recalibrateBatchNorm, type EncoderSpec } from './encoder.js';
+import { buildEncoderGraph, Embedder, recalibrateBatchNorm, type EncoderSpec } from './encoder.js';
+import { encodeModel } from '../core/onnx/onnx-proto.js';
 import { loadCheckpoint, saveCheckpoint, type Position } from './checkpoint.js';
 
 export const TrainConfigSchema = z.object({
@@ -396,6 +397,11 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         std: r.augment.std,
         seed: cfg.seed,
         log,
+        epochs: cfg.epochs,
+        encoderOnnx: (st) => {
+          const values = new Map([...st].filter(([n]) => !n.startsWith('opt.')));
+          return encodeModel(buildEncoderGraph({ ...encoderSpec(cfg), featureMap: true }, values, 'N').g.toModel());
+        },
       })
     : null;
   const viewDims = r.augment.views.map((v) => [cfg.batchSize, r.channels, v.size, v.size]);

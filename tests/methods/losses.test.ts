@@ -23,6 +23,8 @@ import { mse, maskedMse } from '../../train/losses/reconstruction.js';
 import { distillationLoss } from '../../train/losses/distillation.js';
 import { enqueue, scatterRows, softCrossEntropy } from '../../train/methods/parts.js';
 import { checkGradient } from '../engine/grad-check.js';
+import { bowTarget } from '../../train/methods/obow.js';
+import { bowProgram } from '../../train/methods/bownet.js';
 
 type M = number[][];
 const rng = new Rng(7);
@@ -327,6 +329,35 @@ describe('method losses equal a direct computation (1e-5)', () => {
       }),
     );
     expect(await scalar({ s: z1, t: z2 }, ({ s, t }) => distillationLoss(s, t, 'kl', T))).toBeCloseTo(T * T * kl, 5);
+  });
+
+  it('obow and bownet: bag-of-words targets are soft assignments averaged over locations', async () => {
+    const [Bn, L, C, K] = [2, 3, 4, 5];
+    const local = Array.from({ length: Bn * L }, () => unit(randn(1, C)[0]));
+    const vocab = f32(randn(K, C).map(unit));
+    const bow = (assign: (x: number[]) => number[]) =>
+      Array.from({ length: Bn }, (_, b) => {
+        const codes = local.slice(b * L, (b + 1) * L).map(assign);
+        return Array.from({ length: K }, (_, k) => mean(codes.map((c) => c[k])));
+      });
+    // OBoW: softmax of cosine / κ.
+    const kappa = 0.1;
+    const want = bow((x) => softmax(vocab.map((w) => cos(x, w) / kappa)));
+    const g = new Graph('train');
+    const l = g.input('local', [Bn, L, C]);
+    const v = g.input('vocab', [K, C]);
+    g.output(bowTarget(l, v, kappa), 'bow');
+    const p = await Program.compile(g, { device: 'cpu' });
+    const got = (await p.run({ local: flat(f32(local)), vocab: flat(vocab) })).bow as Float32Array;
+    await p.release();
+    Array.from(got).forEach((x, i) => expect(x).toBeCloseTo(want[Math.floor(i / K)][i % K], 5));
+    // BoWNet: softmax of −d²/δ over the words.
+    const delta = 0.7;
+    const want2 = bow((x) => softmax(vocab.map((w) => -x.reduce((s2, xi, j) => s2 + (xi - w[j]) ** 2, 0) / delta)));
+    const prog = await bowProgram(flat(vocab), K, C, Bn, L, delta);
+    const got2 = (await prog.run({ local: flat(f32(local)) })).bow as Float32Array;
+    await prog.release();
+    Array.from(got2).forEach((x, i) => expect(x).toBeCloseTo(want2[Math.floor(i / K)][i % K], 5));
   });
 
   it('deepcluster: cross-entropy against one-hot pseudo-labels', async () => {

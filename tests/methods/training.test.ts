@@ -24,6 +24,9 @@ const SMALL: Record<string, Record<string, number>> = {
   dae: { decoder_hidden: 256 },
   context: { decoder_hidden: 256 },
   distill: {},
+  bownet: { vocab: 256 },
+  // A 100-step run: a teacher that moves (0.99 leaves it at its random start).
+  obow: { vocab: 512, ema: 0.9 },
   byol: { proj_hidden: 256, proj_out: 64 },
   simsiam: { proj_dim: 256, pred_hidden: 64 },
   // A 100-step run: a faster teacher and the final temperature from the start.
@@ -43,10 +46,11 @@ const BUDGET: Record<string, { limit?: number; epochs?: number }> = {
 
 /**
  * Methods that run and pass their loss tests but do not yet beat a random encoder in this budget
- * (see the issue note): negsample's stale-bank negatives drag all embeddings along one direction,
- * and DINO's teacher collapses to the uniform distribution in a 100-step run.
+ * (see the issue note): negsample's stale-bank negatives drag all embeddings along one direction;
+ * DINO's teacher collapses to the uniform distribution in a 100-step run; BoWNet's averaged
+ * soft-assignment targets are nearly flat (its loss falls 5.17 → 5.09 of a maximum of 5.55).
  */
-const NOT_YET = ['negsample', 'dino'];
+const NOT_YET = ['negsample', 'dino', 'bownet'];
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 
@@ -55,11 +59,12 @@ describe.runIf(hasFashion)('each method trains on real Fashion-MNIST images', ()
 
   beforeAll(async () => {
     isolatedCache();
-    // distill's teacher: a SimCLR encoder of the same size, trained and exported here.
+    // distill's and bownet's teacher: a SimCLR encoder of the same size, trained and exported
+    // here with its feature map as a second output.
     const out = tmpDir();
     await train(base('simclr', out), { log: () => {} });
     teacher = path.join(out, 'teacher.onnx');
-    await exportRun(out, { out: teacher, log: () => {} });
+    await exportRun(out, { out: teacher, featureMap: true, log: () => {} });
   }, 300_000);
 
   function base(method: string, out: string) {
@@ -80,7 +85,7 @@ describe.runIf(hasFashion)('each method trains on real Fashion-MNIST images', ()
       workers: 1,
       device: 'cpu',
       out,
-      teacher: method === 'distill' ? teacher : undefined,
+      teacher: method === 'distill' || method === 'bownet' ? teacher : undefined,
       ...BUDGET[method],
     });
   }

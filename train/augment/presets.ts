@@ -4,8 +4,8 @@
  */
 import type { JitterParams } from './transforms.js';
 
-export type AugmentPreset = 'simclr' | 'byol' | 'multicrop' | 'weak' | 'none';
-export const AUGMENT_PRESETS: AugmentPreset[] = ['simclr', 'byol', 'multicrop', 'weak', 'none'];
+export type AugmentPreset = 'simclr' | 'byol' | 'multicrop' | 'weak' | 'none' | 'teacher-plain';
+export const AUGMENT_PRESETS: AugmentPreset[] = ['simclr', 'byol', 'multicrop', 'weak', 'none', 'teacher-plain'];
 
 export interface ViewSpec {
   size: number;
@@ -75,6 +75,9 @@ export function presetViews(preset: AugmentPreset, size: number, views: number, 
         jitter: { ...base(size).jitter, p: 0 },
         grayscale: 0,
       }));
+    case 'teacher-plain':
+      // BoWNet: the teacher sees the plain image (view 0), the student perturbed ones.
+      return [...presetViews('none', size, 1, o), ...presetViews('simclr', size, views - 1, o)];
     case 'none':
       return Array.from({ length: views }, () => ({
         ...base(size),

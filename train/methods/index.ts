@@ -7,8 +7,10 @@ import { negsample } from './negsample.js';
 import { dae } from './dae.js';
 import { context } from './context.js';
 import { distill } from './distill.js';
+import { bownet } from './bownet.js';
 import { byol } from './byol.js';
 import { simsiam } from './simsiam.js';
+import { obow } from './obow.js';
 import { dino } from './dino.js';
 import { barlow } from './barlow.js';
 import { vicreg } from './vicreg.js';
@@ -28,9 +30,11 @@ export const METHODS: Record<string, Method> = {
   dae,
   context,
   distill,
+  bownet,
   byol,
   simsiam,
   dino,
+  obow,
   barlow,
   vicreg,
   wmse,

@@ -62,6 +62,9 @@ export interface RuntimeEnv {
   std: number[];
   seed: number;
   log: (line: string) => void;
+  /** The current student encoder as an ONNX model with its `feature_map` output (BoWNet's next teacher). */
+  encoderOnnx(state: Map<string, Float32Array>): Uint8Array;
+  epochs: number;
 }
 
 /** The host-side part of a method: extra inputs per step, work between epochs, resources. */
