@@ -2,8 +2,9 @@
  * bench/methods: every method trained with the same budget (backbone, width, epochs, batch size,
  * optimizer; each method's own augmentation preset and heads scaled as in the tests) on a
  * dataset's train split, then scored by `sslkit eval` on its test split: kNN top-1 (k=200
- * weighted), linear probe, k-means NMI; with wall time and training images/s. A raw-pixel kNN
- * baseline runs in the same process. Prints a markdown table and writes JSON next to it.
+ * weighted), linear probe, k-means NMI; with wall time and training images/s. Two baselines run
+ * in the same process: kNN on raw pixels, and the same encoder untrained (`--methods random,...`).
+ * distill and bownet learn from the SimCLR run (exported with its feature map). Prints a markdown table and writes JSON next to it.
  *
  *   npx tsx bench/methods.ts --data cifar10 --data-dir ../shared/datasets --limit 5000 --epochs 2
  *   npx tsx bench/methods.ts --data fashion-mnist --limit 5000 --epochs 2 [--methods simclr,byol]
@@ -14,7 +15,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { train, TrainConfigSchema } from '../train/trainer.js';
 import { exportRun } from '../export/exporter.js';
-import { evaluate } from '../train/eval/evaluate.js';
+import { evaluate, evaluateEncoder, runEncoder } from '../train/eval/evaluate.js';
+import { encoderSpec, readRunConfig } from '../train/trainer.js';
+import { buildEncoderGraph, recalibrateBatchNorm } from '../train/encoder.js';
+import { makePlainBatch } from '../train/augment/views.js';
 import { METHODS } from '../train/methods/index.js';
 import { loadDataset } from '../train/data/datasets.js';
 import { knnAccuracy, normalizeRows } from '../core/vectors.js';
@@ -50,9 +54,11 @@ const SMALL: Record<string, Record<string, number>> = {
   vicreg: { proj_dim: 512 },
   wmse: { proj_hidden: 512 },
   deepcluster: { clusters: 100 },
+  bownet: { vocab: 512 },
+  obow: { vocab: 2048, ema: 0.95 },
   swav: { prototypes: 100, proj_hidden: 512, local_crops: 2 },
 };
-const methods = a.methods ? a.methods.split(',') : Object.keys(METHODS);
+const methods = a.methods ? a.methods.split(',').filter((m) => m !== 'random') : Object.keys(METHODS);
 const data = a.data!;
 const dataDir = a['data-dir'];
 fs.mkdirSync(a.out!, { recursive: true });
@@ -80,6 +86,62 @@ const rawKnn = knnAccuracy(px(mem), mem.labels!, px(qs), qs.labels!, mem.c * mem
 
 const rows: Record<string, unknown>[] = [];
 let teacher: string | undefined;
+
+/** The same encoder at its random start (BN statistics re-estimated), scored the same way. */
+async function randomInitRow(): Promise<Record<string, unknown>> {
+  const out = path.join(a.out!, `${data}-random-init`);
+  fs.rmSync(out, { recursive: true, force: true });
+  // One step at a negligible learning rate only to write a run folder (config.json) for the encoder spec.
+  await train(
+    TrainConfigSchema.parse({
+      method: 'simclr',
+      data,
+      dataDir,
+      backbone: a.backbone,
+      width: Number(a.width),
+      batchSize: Number(a.batch),
+      limit: Number(a.limit),
+      lr: 1e-30,
+      maxSteps: 1,
+      knnMemory: 0,
+      tuneConv: false,
+      out,
+    }),
+    { log: () => {} },
+  );
+  const cfg = readRunConfig(out);
+  const spec = encoderSpec(cfg);
+  const init = new Map([...buildEncoderGraph(spec, new Map(), 1).g.params].map(([n, p]) => [n, p.init.data as Float32Array]));
+  const sample = subset(mem, pick(2048, mem.n));
+  const all = Int32Array.from({ length: sample.n }, (_, i) => i);
+  const values = await recalibrateBatchNorm(
+    spec,
+    init,
+    makePlainBatch(sample, all, cfg.resolved.augment.mean, cfg.resolved.augment.std),
+    sample.n,
+  );
+  const e = await evaluateEncoder('random init', await runEncoder(out, values), {
+    data,
+    dataDir,
+    trainLimit: Number(a.limit),
+    testLimit: Number(a['test-limit']),
+    probeEpochs: 20,
+  });
+  return {
+    method: 'random init (same encoder, untrained)',
+    knn: e.knn_top1_k200,
+    probe: e.linear_probe_top1,
+    nmi: e.kmeans_nmi,
+    collapse: e.collapse_std,
+    train_s: 0,
+    img_s: 0,
+  };
+}
+if (!a.methods || a.methods.split(',').includes('random')) {
+  const r = await randomInitRow();
+  rows.push(r);
+  console.log(JSON.stringify(r));
+}
 for (const method of methods) {
   const out = path.join(a.out!, `${data}-${method}`);
   fs.rmSync(out, { recursive: true, force: true });
@@ -101,9 +163,10 @@ for (const method of methods) {
       tuneConv: true,
       workers: 1,
       out,
-      teacher: method === 'distill' ? teacher : undefined,
+      teacher: method === 'distill' || method === 'bownet' ? teacher : undefined,
     });
-    if (method === 'distill' && !teacher) throw new Error('distill needs a SimCLR teacher: keep simclr before distill in --methods');
+    if ((method === 'distill' || method === 'bownet') && !teacher)
+      throw new Error(`${method} needs the SimCLR run as its teacher: keep simclr before it in --methods`);
     await train(cfg, { log: () => {} });
     const trainS = (Date.now() - t0) / 1000;
     const steps = fs
@@ -116,7 +179,7 @@ for (const method of methods) {
       .sort((x, y) => x - y);
     if (method === 'simclr') {
       teacher = path.join(out, 'model.onnx');
-      await exportRun(out, { out: teacher, log: () => {} });
+      await exportRun(out, { out: teacher, featureMap: true, log: () => {} });
     }
     const e = await evaluate(out, { data, dataDir, trainLimit: Number(a.limit), testLimit: Number(a['test-limit']), probeEpochs: 20 });
     const row = {

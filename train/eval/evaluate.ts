@@ -57,32 +57,33 @@ export interface EvalResult {
 
 type Embed = (s: ImageSet) => Promise<{ x: Float32Array; dim: number }>;
 
-async function encoderFor(
-  target: string,
-  o: EvalOptions,
-): Promise<{ embed: Embed; data?: string; release: () => Promise<void>; run?: string }> {
-  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
-    const cfg = readRunConfig(target);
-    const emb = await Embedder.create(encoderSpec(cfg), runParameters(target), { device: o.device, threads: o.threads });
-    const { mean, std } = cfg.resolved.augment;
-    return {
-      data: cfg.data,
-      run: target,
-      embed: async (s) => ({
-        x: await emb.embed(
-          makePlainBatch(
-            s,
-            Int32Array.from({ length: s.n }, (_, i) => i),
-            mean,
-            std,
-          ),
-          s.n,
-        ),
-        dim: emb.dim,
-      }),
-      release: () => emb.release(),
-    };
-  }
+/** What evaluate() needs of an encoder: a way to embed an image set. */
+export interface EvalEncoder {
+  embed: Embed;
+  /** The run's dataset, when the encoder comes from a run. */
+  data?: string;
+  /** The run folder (for its training curves). */
+  run?: string;
+  release: () => Promise<void>;
+}
+
+/** A run's encoder with the given parameters (the checkpoint's, or others such as the random start). */
+export async function runEncoder(run: string, values: Map<string, Float32Array>, o: EvalOptions = {}): Promise<EvalEncoder> {
+  const cfg = readRunConfig(run);
+  const emb = await Embedder.create(encoderSpec(cfg), values, { device: o.device, threads: o.threads });
+  const { mean, std } = cfg.resolved.augment;
+  const all = (s: ImageSet) =>
+    makePlainBatch(
+      s,
+      Int32Array.from({ length: s.n }, (_, i) => i),
+      mean,
+      std,
+    );
+  return { data: cfg.data, run, embed: async (s) => ({ x: await emb.embed(all(s), s.n), dim: emb.dim }), release: () => emb.release() };
+}
+
+async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> {
+  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) return runEncoder(target, runParameters(target), o);
   const enc = await OnnxEncoder.load(target, { device: o.device, threads: o.threads, log: o.log });
   return {
     embed: async (s) => {
@@ -106,9 +107,13 @@ const strided = (s: ImageSet, n?: number) =>
       );
 
 export async function evaluate(target: string, o: EvalOptions = {}): Promise<EvalResult> {
+  return evaluateEncoder(target, await encoderFor(target, o), o);
+}
+
+/** evaluate() for an encoder built by the caller (bench/methods scores the random start this way). */
+export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalOptions = {}): Promise<EvalResult> {
   const t0 = Date.now();
   const log = o.log ?? (() => {});
-  const enc = await encoderFor(target, o);
   const data = o.data ?? enc.data;
   if (!data) throw new UserError(`${target}: an ONNX model needs --data (fashion-mnist, mnist, cifar10 or folder:PATH)`);
   let train: ImageSet;
