@@ -130,6 +130,9 @@ export class OnnxEncoder {
       if (v === undefined) assumed.push(k);
       else (pre as unknown as Record<string, unknown>)[k] = v;
     }
+    // A one-channel model given ImageNet's three-channel defaults: their averages (torchvision's grey convention).
+    if (pre.channels === 1 && assumed.includes('mean')) pre.mean = [0.449];
+    if (pre.channels === 1 && assumed.includes('std')) pre.std = [0.226];
     for (const [k, v] of Object.entries(fromShape) as [keyof Preprocessing, number][])
       if (pre[k] !== v)
         throw new UserError(`${file}: the model's input is [${image.shape.join(', ')}], but preprocessing says ${k} = ${String(pre[k])}`);
