@@ -29,8 +29,9 @@ const SMALL: Record<string, Record<string, number>> = {
   obow: { vocab: 512, ema: 0.9 },
   byol: { proj_hidden: 256, proj_out: 64 },
   simsiam: { proj_dim: 256, pred_hidden: 64 },
-  // A 100-step run: a faster teacher and the final temperature from the start.
-  dino: { out_dim: 256, head_hidden: 256, bottleneck: 64, local_crops: 2, warmup_teacher_temp_frac: 0, ema: 0.95 },
+  // A 100-step run: a faster teacher, the sharpest temperature from the start, no local crops
+  // (with them, or with 256 prototypes, the teacher drifts to the uniform distribution this early).
+  dino: { out_dim: 1024, head_hidden: 256, bottleneck: 64, local_crops: 0, warmup_teacher_temp_frac: 0, teacher_temp: 0.04, ema: 0.99 },
   barlow: { proj_dim: 256 },
   vicreg: { proj_dim: 256 },
   wmse: { proj_hidden: 256, w_size: 64 },
@@ -47,10 +48,10 @@ const BUDGET: Record<string, { limit?: number; epochs?: number }> = {
 /**
  * Methods that run and pass their loss tests but do not yet beat a random encoder in this budget
  * (see the issue note): negsample's stale-bank negatives drag all embeddings along one direction;
- * DINO's teacher collapses to the uniform distribution in a 100-step run; BoWNet's averaged
- * soft-assignment targets are nearly flat (its loss falls 5.17 → 5.09 of a maximum of 5.55).
+ * BoWNet's averaged soft-assignment targets are nearly flat (its loss falls 5.17 → 5.09 of a
+ * maximum of 5.55).
  */
-const NOT_YET = ['negsample', 'dino', 'bownet'];
+const NOT_YET = ['negsample', 'bownet'];
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 
