@@ -107,7 +107,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   };
   const state = { ready: false };
   const demoDir = o.gallery ? (o.staticDir ?? (await ensureDemoBuilt(log))) : o.staticDir;
-  if (o.gallery) checkGallery(o.gallery, encoder.dim, o.model);
+  if (o.gallery)
+    try {
+      checkGallery(o.gallery, encoder.dim, o.model);
+    } catch (e) {
+      await encoder.release();
+      throw e;
+    }
 
   const app = express();
   app.disable('x-powered-by');
