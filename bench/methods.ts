@@ -18,11 +18,11 @@ import { exportRun } from '../export/exporter.js';
 import { evaluate, evaluateEncoder, runEncoder } from '../train/eval/evaluate.js';
 import { encoderSpec, readRunConfig } from '../train/trainer.js';
 import { buildEncoderGraph, recalibrateBatchNorm } from '../train/encoder.js';
-import { makePlainBatch } from '../train/augment/views.js';
+import { plainImages } from '../train/augment/views.js';
 import { METHODS } from '../train/methods/index.js';
 import { loadDataset } from '../train/data/datasets.js';
 import { knnAccuracy, normalizeRows } from '../core/vectors.js';
-import { subset } from '../core/image-set.js';
+import { strided } from '../core/image-set.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -70,9 +70,8 @@ console.log(
 // Raw-pixel baseline: kNN (k=200 weighted, cosine) on the same memory and test images.
 const trainSet = await loadDataset(data, 'train', { dataDir });
 const testSet = await loadDataset(data, 'test', { dataDir });
-const pick = (n: number, of: number) => Int32Array.from({ length: Math.min(n, of) }, (_, i) => Math.floor((i * of) / Math.min(n, of)));
-const mem = subset(trainSet, pick(Number(a.limit), trainSet.n));
-const qs = subset(testSet, pick(Number(a['test-limit']), testSet.n));
+const mem = strided(trainSet, Number(a.limit));
+const qs = strided(testSet, Number(a['test-limit']));
 const px = (s: typeof mem) =>
   normalizeRows(
     Float32Array.from(s.pixels, (v) => v / 255),
@@ -112,14 +111,8 @@ async function randomInitRow(): Promise<Record<string, unknown>> {
   const cfg = readRunConfig(out);
   const spec = encoderSpec(cfg);
   const init = new Map([...buildEncoderGraph(spec, new Map(), 1).g.params].map(([n, p]) => [n, p.init.data as Float32Array]));
-  const sample = subset(mem, pick(2048, mem.n));
-  const all = Int32Array.from({ length: sample.n }, (_, i) => i);
-  const values = await recalibrateBatchNorm(
-    spec,
-    init,
-    makePlainBatch(sample, all, cfg.resolved.augment.mean, cfg.resolved.augment.std),
-    sample.n,
-  );
+  const sample = strided(mem, 2048);
+  const values = await recalibrateBatchNorm(spec, init, plainImages(sample, cfg.resolved.augment.mean, cfg.resolved.augment.std), sample.n);
   const e = await evaluateEncoder('random init', await runEncoder(out, values), {
     data,
     dataDir,

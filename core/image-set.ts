@@ -91,6 +91,16 @@ export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
   return { ...s, n: idx.length, pixels, labels, sources: s.sources ? Array.from(idx, (i) => s.sources![i]) : undefined };
 }
 
+/** n evenly spaced images (every ⌊N/n⌋-th: class-balanced enough for sorted sets); all of them when n is absent or ≥ N. */
+export function strided(s: ImageSet, n?: number): ImageSet {
+  if (!n || n >= s.n) return s;
+  const step = s.n / n;
+  return subset(
+    s,
+    Int32Array.from({ length: n }, (_, i) => Math.floor(i * step)),
+  );
+}
+
 /** A shared copy of the pixels (workers need a SharedArrayBuffer). */
 export function shared(s: ImageSet): ImageSet {
   if (s.pixels.buffer instanceof SharedArrayBuffer) return s;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
-import { subset, type ImageSet } from '../core/image-set.js';
+import { strided, subset, type ImageSet } from '../core/image-set.js';
 import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
 import { Rng } from '../core/random.js';
 import { OnnxEncoder } from '../export/onnx-encoder.js';
@@ -28,7 +28,7 @@ import { getMethod, resolveHyperParams } from './methods/index.js';
 import { loadDataset } from './data/datasets.js';
 import { ViewLoader } from './augment/loader.js';
 import { AUGMENT_PRESETS, presetViews, type AugmentConfig, type AugmentPreset } from './augment/presets.js';
-import { channelStats, makePlainBatch } from './augment/views.js';
+import { channelStats, plainImages } from './augment/views.js';
 import { buildEncoderGraph, Embedder, recalibrateBatchNorm, type EncoderSpec } from './encoder.js';
 import { encodeModel } from '../core/onnx/onnx-proto.js';
 import { loadCheckpoint, saveCheckpoint, type Position } from './checkpoint.js';
@@ -221,15 +221,8 @@ async function knnCheck(
   const emb = await Embedder.create(encoderSpec(cfg), values, { batch: 256, device: cfg.device, threads: cfg.threads });
   try {
     const { mean, std } = cfg.resolved.augment;
-    const all = (s: ImageSet) =>
-      makePlainBatch(
-        s,
-        Int32Array.from({ length: s.n }, (_, i) => i),
-        mean,
-        std,
-      );
-    const m = normalizeRows(await emb.embed(all(mem), mem.n), emb.dim);
-    const q = normalizeRows(await emb.embed(all(queries), queries.n), emb.dim);
+    const m = normalizeRows(await emb.embed(plainImages(mem, mean, std), mem.n), emb.dim);
+    const q = normalizeRows(await emb.embed(plainImages(queries, mean, std), queries.n), emb.dim);
     const top1 = knnAccuracy(m, mem.labels!, q, queries.labels!, emb.dim, {
       k: Math.min(200, mem.n),
       temperature: 0.1,
@@ -239,16 +232,6 @@ async function knnCheck(
   } finally {
     await emb.release();
   }
-}
-
-/** A strided, class-balanced-enough subset of n images (every ⌊N/n⌋-th). */
-function strided(s: ImageSet, n: number): ImageSet {
-  if (n >= s.n) return s;
-  const step = s.n / n;
-  return subset(
-    s,
-    Int32Array.from({ length: n }, (_, i) => Math.floor(i * step)),
-  );
 }
 
 export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFrom?: string): Promise<TrainResult> {
@@ -355,15 +338,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const params = () => new Map([...state].filter(([n]) => !n.startsWith('opt.')));
   // Un-augmented training images for the end-of-epoch BatchNorm re-estimation.
   const bnImages = strided(trainSet, Math.min(2048, trainSet.n));
-  const bnSample = {
-    images: makePlainBatch(
-      bnImages,
-      Int32Array.from({ length: bnImages.n }, (_, i) => i),
-      r.augment.mean,
-      r.augment.std,
-    ),
-    n: bnImages.n,
-  };
+  const bnSample = { images: plainImages(bnImages, r.augment.mean, r.augment.std), n: bnImages.n };
   const recalibrate = () =>
     recalibrateBatchNorm(encoderSpec(cfg), params(), bnSample.images, bnSample.n, { device: cfg.device, threads: cfg.threads });
 

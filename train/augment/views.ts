@@ -67,6 +67,16 @@ export function makePlainBatch(src: PixelSource, indices: ArrayLike<number>, mea
   return out;
 }
 
+/** Every image of the set, plain and normalised [N, C, H, W]. */
+export function plainImages(src: PixelSource & { n: number }, mean: number[], std: number[]): Float32Array {
+  return makePlainBatch(
+    src,
+    Int32Array.from({ length: src.n }, (_, i) => i),
+    mean,
+    std,
+  );
+}
+
 /** Per-channel mean and std of a uint8 set, in [0, 1] units (the normalisation a run uses). */
 export function channelStats(src: PixelSource & { n: number }): { mean: number[]; std: number[] } {
   const hw = src.h * src.w;

@@ -11,13 +11,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
-import { subset, type ImageSet } from '../../core/image-set.js';
+import { strided, type ImageSet } from '../../core/image-set.js';
 import { collapseStd, knnAccuracy, normalizeRows } from '../../core/vectors.js';
 import { kmeans } from '../../core/kmeans.js';
 import { UserError } from '../../core/errors.js';
 import type { Device } from '../../core/runtime/session.js';
 import { Embedder } from '../encoder.js';
-import { makePlainBatch } from '../augment/views.js';
+import { plainImages } from '../augment/views.js';
 import { encoderSpec, readRunConfig, runParameters } from '../trainer.js';
 import { OnnxEncoder } from '../../export/onnx-encoder.js';
 import { preprocessImages } from '../../export/preprocess.js';
@@ -72,14 +72,12 @@ export async function runEncoder(run: string, values: Map<string, Float32Array>,
   const cfg = readRunConfig(run);
   const emb = await Embedder.create(encoderSpec(cfg), values, { device: o.device, threads: o.threads });
   const { mean, std } = cfg.resolved.augment;
-  const all = (s: ImageSet) =>
-    makePlainBatch(
-      s,
-      Int32Array.from({ length: s.n }, (_, i) => i),
-      mean,
-      std,
-    );
-  return { data: cfg.data, run, embed: async (s) => ({ x: await emb.embed(all(s), s.n), dim: emb.dim }), release: () => emb.release() };
+  return {
+    data: cfg.data,
+    run,
+    embed: async (s) => ({ x: await emb.embed(plainImages(s, mean, std), s.n), dim: emb.dim }),
+    release: () => emb.release(),
+  };
 }
 
 async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> {
@@ -97,14 +95,6 @@ async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> 
     release: () => enc.release(),
   };
 }
-
-const strided = (s: ImageSet, n?: number) =>
-  !n || n >= s.n
-    ? s
-    : subset(
-        s,
-        Int32Array.from({ length: n }, (_, i) => Math.floor((i * s.n) / n)),
-      );
 
 export async function evaluate(target: string, o: EvalOptions = {}): Promise<EvalResult> {
   return evaluateEncoder(target, await encoderFor(target, o), o);

@@ -38,10 +38,8 @@ export function encodeViews(ctx: Ctx, backbone: Backbone, views: Tensor[]): Tens
   return out;
 }
 
-/** Applies a per-view head to all views at once (one BN batch per group, as the encoder). */
+/** Applies a head to all views' features at once (one pass, one BN batch), returning them per view. */
 export function headViews(views: Tensor[], head: (x: Tensor) => Tensor): Tensor[] {
-  const same = views.every((v) => v.dims[0] === views[0].dims[0]);
-  if (!same) return views.map(head);
   return o.split(
     head(o.concat(views, 0)),
     views.map((v) => v.dims[0]),
@@ -61,11 +59,9 @@ export function teacherCtx(ctx: Ctx): Ctx {
  * A state tensor carried from step to step (checkpointed with the parameters): a queue, memory
  * bank, centre or prototypes. `next` is set with `updateBuffer`.
  */
-export function buffer(ctx: Ctx, name: string, shape: number[], fill: 'zeros' | 'unit-rows' | number = 'zeros'): Tensor {
+export function buffer(ctx: Ctx, name: string, shape: number[], fill: 'zeros' | 'unit-rows' = 'zeros'): Tensor {
   const initFn =
-    fill === 'unit-rows'
-      ? (rng: Rng, n: number) => unitRows(rng, n / shape[shape.length - 1], shape[shape.length - 1])
-      : init.constant(fill === 'zeros' ? 0 : fill);
+    fill === 'unit-rows' ? (rng: Rng, n: number) => unitRows(rng, n / shape[shape.length - 1], shape[shape.length - 1]) : init.constant(0);
   return ctx.param(name, shape, initFn, 'buffer');
 }
 

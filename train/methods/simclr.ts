@@ -2,9 +2,9 @@
  * SimCLR: two augmented views of each image; the other 2B−2 views of the batch are the negatives;
  * NT-Xent on the cosine similarities of projector outputs (METHODS.md, contrastive).
  */
-import { mlp } from '../engine/nn.js';
 import { concat } from '../engine/ops.js';
 import { ntXent } from '../losses/nt-xent.js';
+import { projector } from './parts.js';
 import type { Method } from './types.js';
 
 export const simclr: Method = {
@@ -23,5 +23,5 @@ export const simclr: Method = {
     const z = this.head!(ctx, backbone.build(ctx, concat(views, 0)).features, hp);
     return { loss: ntXent(z, hp.temperature), monitor: z };
   },
-  head: (ctx, h, hp) => mlp(ctx, 'projector', h, { dims: [hp.proj_hidden, hp.proj_out], norm: 'batch' }),
+  head: (ctx, h, hp) => projector(ctx, h, [hp.proj_hidden, hp.proj_out]),
 };
