@@ -136,9 +136,11 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
   const r = cfg.resolved;
   const provider = await resolveProvider(cfg.device, log);
   const method = getMethod(cfg.method);
-  const teacherDim = cfg.teacher
-    ? await OnnxEncoder.load(cfg.teacher, { log: () => {} }).then(async (t) => (await t.release(), t.dim))
-    : undefined;
+  // Only a method that feeds the teacher's embedding needs its size; BoWNet's teacher may have no embedding output at all.
+  const teacherDim =
+    cfg.teacher && method.teacherEmbedding
+      ? await OnnxEncoder.load(cfg.teacher, { log: () => {} }).then(async (t) => (await t.release(), t.dim))
+      : undefined;
   const build = () => {
     convGradShapesSeen.clear();
     const g = new Graph('train');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { train, TrainConfigSchema } from '../../train/trainer.js';
 import { exportRun } from '../../export/exporter.js';
+import { decodeModel, encodeModel } from '../../core/onnx/onnx-proto.js';
 import { METHODS } from '../../train/methods/index.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
 
@@ -93,6 +94,17 @@ describe.runIf(hasFashion)('each method trains on real Fashion-MNIST images', ()
 
   it('covers every registered method', () => {
     expect(Object.keys(SMALL).sort()).toEqual(Object.keys(METHODS).sort());
+  });
+
+  it('bownet takes a teacher whose only output is a feature map (no embedding)', async () => {
+    const m = decodeModel(fs.readFileSync(teacher), teacher);
+    m.graph.output = m.graph.output.filter((t) => t.name === 'feature_map');
+    const fmOnly = path.join(tmpDir(), 'feature-map-only.onnx');
+    fs.writeFileSync(fmOnly, encodeModel(m));
+    const cfg = { ...base('bownet', tmpDir()), teacher: fmOnly, epochs: 1, limit: 256, hp: { vocab: 64 }, knnMemory: 0 };
+    const r = await train(cfg, { log: () => {} });
+    expect(r.lossHistory).toHaveLength(4);
+    expect(r.lossHistory.every(Number.isFinite)).toBe(true);
   });
 
   for (const method of NOT_YET) it.todo(`${method}: beat a random encoder in the test budget`);

@@ -34,6 +34,7 @@ export const distill: Method = {
   name: 'distill',
   summary: 'teacher-student: match a frozen ONNX teacher’s embedding of the same view (--teacher FILE)',
   views: 1,
+  teacherEmbedding: true,
   // The teacher's own view of the plain image is the target: matching it on heavily augmented views
   // reached a lower kNN than the random encoder in the tests' short runs (45.6% vs 47.1%; plain: 51.0%).
   augment: 'none',

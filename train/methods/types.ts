@@ -85,6 +85,8 @@ export interface Method {
   summary: string;
   /** Augmented views of each image the step consumes (multi-crop methods add `local_crops` small ones). */
   views: number;
+  /** The step graph takes the frozen teacher's embedding as an input (its size is read from `--teacher` first). */
+  teacherEmbedding?: boolean;
   /** Multi-crop: the hyper-parameter holding the number of small local crops. */
   localCropsParam?: string;
   augment: AugmentPreset;
