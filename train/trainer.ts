@@ -375,6 +375,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         seed: cfg.seed,
         log,
         epochs: cfg.epochs,
+        runDir,
         encoderOnnx: (st) => {
           const values = new Map([...st].filter(([n]) => !n.startsWith('opt.')));
           return encodeModel(buildEncoderGraph({ ...encoderSpec(cfg), featureMap: true }, values, 'N').g.toModel());

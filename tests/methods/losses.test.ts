@@ -280,6 +280,10 @@ describe('method losses equal a direct computation (1e-5)', () => {
       pos.map((p, b) => -Math.log(1 / (1 + Math.exp(-p / 0.1))) - neg[b].reduce((s, n) => s + Math.log(1 / (1 + Math.exp(n / 0.1))), 0)),
     );
     expect(await scalar({ pos, neg }, ({ pos, neg }) => negativeSamplingLoss(pos, neg, 0.1))).toBeCloseTo(ns, 5);
+    // With a logit bias b: −log σ(s⁺/τ + b) − Σ log(1 − σ(s⁻/τ + b)).
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    const nsb = mean(pos.map((p, b) => -Math.log(sig(p / 0.1 - 3)) - neg[b].reduce((s, n) => s + Math.log(1 - sig(n / 0.1 - 3)), 0)));
+    expect(await scalar({ pos, neg }, ({ pos, neg }) => negativeSamplingLoss(pos, neg, 0.1, -3))).toBeCloseTo(nsb, 4);
   });
 
   it('memory bank: rows at the batch indices are replaced, the rest kept', async () => {

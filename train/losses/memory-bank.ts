@@ -3,7 +3,8 @@
  *  - NCE (Wu et al., 2018): logistic regression of the true instance against K noise instances
  *    from Pn (uniform, 1/N): with P(i|v) = exp(v·m_i/τ)/Z, the logit is
  *    v·m_i/τ − log Z − log(K·Pn); loss = −log σ(logit⁺) − Σ_k log(1 − σ(logit_k)).
- *  - Negative sampling (word2vec-style): −log σ(s⁺/τ) − Σ_k log σ(−s⁻_k/τ).
+ *  - Negative sampling (word2vec-style): −log σ(s⁺/τ + b) − Σ_k log σ(−(s⁻_k/τ + b)). b = 0 is
+ *    word2vec's formula; a negative bias moves the decision boundary to cosine −b·τ (below).
  * Both averaged over the batch.
  */
 import type { Tensor } from '../engine/graph.js';
@@ -19,6 +20,13 @@ export function nceLoss(pos: Tensor, neg: Tensor, temperature: number, logZ: Ten
   return o.reduceMean(o.add(o.softplus(o.neg(lPos)), o.reduceSum(o.softplus(lNeg), [1])));
 }
 
-export function negativeSamplingLoss(pos: Tensor, neg: Tensor, temperature: number): Tensor {
-  return o.reduceMean(o.add(o.softplus(o.mul(pos, -1 / temperature)), o.reduceSum(o.softplus(o.mul(neg, 1 / temperature)), [1])));
+/**
+ * With unit vectors and b = 0, k negatives near cosine 0 each pull with σ(0)/τ while a positive at
+ * cosine 0.5 pulls with σ(−5)/τ: the loss is all repulsion. A bias of −s₀/τ (SigLIP's logit bias,
+ * fixed here) balances them around cosine s₀.
+ */
+export function negativeSamplingLoss(pos: Tensor, neg: Tensor, temperature: number, bias = 0): Tensor {
+  const lPos = o.add(o.mul(pos, 1 / temperature), bias);
+  const lNeg = o.add(o.mul(neg, 1 / temperature), bias);
+  return o.reduceMean(o.add(o.softplus(o.neg(lPos)), o.reduceSum(o.softplus(lNeg), [1])));
 }

@@ -4,12 +4,14 @@
  * output is a feature map [N, C, h, w], or ViT-style tokens [N, T, D]) sees the plain image; its
  * L2-normalised local features are quantised against a k-means vocabulary of K words, and the
  * image's target is the soft assignment exp(−d²/δ) averaged over locations (δ: the mean squared
- * distance to the nearest word). The student sees a perturbed view and predicts that bag of words
+ * distance to the nearest word, divided by `sharpness`; sharper codes gave better students, see
+ * the param). The student sees a perturbed view and predicts that bag of words
  * with a linear layer and softmax; cross-entropy. Training runs in `rounds`: each round after the
  * first, the student becomes the teacher and the vocabulary is rebuilt.
  */
 import ort from 'onnxruntime-node';
 import fs from 'node:fs';
+import path from 'node:path';
 import { linear } from '../engine/nn.js';
 import { Graph, tensorData } from '../engine/graph.js';
 import { Program } from '../engine/program.js';
@@ -110,6 +112,8 @@ export const bownet: Method = {
     vocab: { default: 2048, help: 'visual words K (scale down for small data; at most batch × locations)' },
     rounds: { default: 2, help: 'rounds; each after the first uses the student as the teacher' },
     kmeans_iters: { default: 10, help: 'k-means iterations for the vocabulary' },
+    // Measured (2,048 Fashion-MNIST images × 6 epochs, one round): sharpness 1 → kNN 50.3%, 4 → 54.9%.
+    sharpness: { default: 4, help: 'soft-assignment δ = mean squared distance to the nearest word ÷ sharpness' },
   },
   optimizer: { name: 'sgd', lrPer256: 0.1, weightDecay: 5e-4 },
   validate({ teacher, hp }) {
@@ -118,6 +122,7 @@ export const bownet: Method = {
         'bownet needs a teacher: --teacher MODEL.onnx (sslkit export --feature-map, or an ONNX encoder with local features)',
       );
     if (!(hp.rounds >= 1)) throw new UserError(`bownet: --set rounds must be at least 1, got ${hp.rounds}`);
+    if (!(hp.sharpness > 0)) throw new UserError(`bownet: --set sharpness must be positive, got ${hp.sharpness}`);
   },
   build(ctx, backbone, views, hp, env) {
     const f = backbone.build(ctx, views[1]).features;
@@ -138,35 +143,63 @@ export const bownet: Method = {
     let teacher = await LocalFeatureTeacher.create(fs.readFileSync(env.teacher!), env.teacher!, pre, env);
     let bow: Program | null = null;
     const perRound = Math.max(1, Math.floor(env.epochs / hp.rounds));
+    let round = 1;
+    /**
+     * The teacher of the epoch's round. Round r > 1's teacher is the student at the round's start,
+     * kept in the run folder so that a resumed run continues with the same teacher.
+     */
+    const useRoundOf = async (epoch: number, state: Map<string, Float32Array>) => {
+      const want = Math.min(Math.floor(epoch / perRound), hp.rounds - 1) + 1;
+      if (want === round) return;
+      const file = path.join(env.runDir, `bownet-teacher-round${want}.onnx`);
+      if (!fs.existsSync(file)) {
+        fs.writeFileSync(`${file}.tmp`, env.encoderOnnx(state));
+        fs.renameSync(`${file}.tmp`, file);
+        log(`bownet: round ${want}: the student is the teacher (${file})`);
+      } else log(`bownet: round ${want}: resuming with its teacher ${file}`);
+      await teacher.release();
+      teacher = await LocalFeatureTeacher.create(fs.readFileSync(file), file, null, env);
+      await bow?.release();
+      bow = null; // a new vocabulary from the new teacher
+      round = want;
+    };
+    /**
+     * The round's vocabulary: k-means over the first batch's local features, with δ. Kept in the
+     * run folder (δ, then the words) so that a resumed run quantises against the same words.
+     */
+    const vocabulary = async (r: number, data: Float32Array, B: number, L: number, C: number, seed: number) => {
+      const file = path.join(env.runDir, `bownet-vocabulary-round${r}.f32`);
+      let saved = fs.existsSync(file) ? new Float32Array(new Uint8Array(fs.readFileSync(file)).buffer) : null;
+      if (saved?.length !== 1 + hp.vocab * C) {
+        if (B * L < hp.vocab)
+          throw new UserError(`bownet: vocab ${hp.vocab} is more than the ${B * L} local features of a batch; lower --set vocab`);
+        const km = kmeans(data, C, hp.vocab, { seed, iters: hp.kmeans_iters });
+        let delta = 0;
+        for (let i = 0; i < B * L; i++) {
+          const c = km.assign[i];
+          let dot = 0;
+          for (let j = 0; j < C; j++) dot += data[i * C + j] * km.centroids[c * C + j];
+          delta += Math.max(2 - 2 * dot, 1e-6) / (B * L);
+        }
+        saved = new Float32Array(1 + hp.vocab * C);
+        saved[0] = delta;
+        saved.set(km.centroids.subarray(0, hp.vocab * C), 1);
+        fs.writeFileSync(`${file}.tmp`, saved);
+        fs.renameSync(`${file}.tmp`, file);
+      }
+      return bowProgram(saved.subarray(1), hp.vocab, C, B, L, saved[0] / hp.sharpness);
+    };
     return {
       async onEpochStart({ epoch, state }) {
-        if (epoch > 0 && epoch % perRound === 0 && epoch / perRound < hp.rounds) {
-          await teacher.release();
-          teacher = await LocalFeatureTeacher.create(env.encoderOnnx(state), 'the student', null, env);
-          await bow?.release();
-          bow = null; // a new vocabulary from the new teacher
-          log(`bownet: round ${epoch / perRound + 1}: the student is the teacher`);
-        }
+        await useRoundOf(epoch, state);
         return new Map();
       },
       async feeds(s) {
+        await useRoundOf(s.epoch, s.state); // a run resumed mid-epoch
         const dims = s.viewDims[0];
         const { data, L, C } = await teacher.local(s.views[0], dims);
         const B = dims[0];
-        if (!bow) {
-          // The vocabulary: k-means over this batch's local features.
-          if (B * L < hp.vocab)
-            throw new UserError(`bownet: vocab ${hp.vocab} is more than the ${B * L} local features of a batch; lower --set vocab`);
-          const km = kmeans(data, C, hp.vocab, { seed: s.rng.int(1 << 30), iters: hp.kmeans_iters });
-          let delta = 0;
-          for (let i = 0; i < B * L; i++) {
-            const c = km.assign[i];
-            let dot = 0;
-            for (let j = 0; j < C; j++) dot += data[i * C + j] * km.centroids[c * C + j];
-            delta += Math.max(2 - 2 * dot, 1e-6) / (B * L);
-          }
-          bow = await bowProgram(km.centroids, hp.vocab, C, B, L, delta);
-        }
+        if (!bow) bow = await vocabulary(round, data, B, L, C, s.rng.int(1 << 30));
         const r = await bow.run({ local: data });
         return { bow_target: r.bow as Float32Array };
       },

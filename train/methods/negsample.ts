@@ -3,8 +3,13 @@
  * memory-bank entry is the positive, k negatives per image are drawn with probability ∝ f^0.75,
  * where f is the frequency of the negative's pseudo-class from k-means over the bank (re-clustered
  * at each epoch start; uniform before the first clustering).
+ * Two additions make it learn (see negativeSamplingLoss): a logit bias, so that the positive is
+ * not outweighed by k repulsions, and a BatchNorm (no affine) on the projection, which centres
+ * each batch: without it the loss mostly pushes the direction all embeddings share (a random
+ * encoder's outputs lie in a narrow cone) away from the bank, the bank follows a step later,
+ * and the embeddings chase it into collapse. `bias 0 head_bn 0` is the formula as written.
  */
-import { linear } from '../engine/nn.js';
+import { batchNorm, linear } from '../engine/nn.js';
 import * as o from '../engine/ops.js';
 import { negativeSamplingLoss } from '../losses/memory-bank.js';
 import { bankIndices, gatherRows, int64, memoryBank } from './parts.js';
@@ -23,6 +28,8 @@ export const negsample: Method = {
     bank_momentum: { default: 0.5, help: 'memory bank update momentum' },
     clusters: { default: 100, help: 'k-means pseudo-classes over the bank' },
     power: { default: 0.75, help: 'exponent of the pseudo-class frequency' },
+    bias: { default: -8, help: 'logit bias b: σ(s/τ + b); −8 with τ 0.1 puts the boundary at cosine 0.8 (0: word2vec)' },
+    head_bn: { default: 1, help: '1: BatchNorm (no affine) on the projection before normalising' },
   },
   optimizer: { name: 'sgd', lrPer256: 0.03, weightDecay: 5e-4 },
   build(ctx, backbone, views, hp, env) {
@@ -32,7 +39,7 @@ export const negsample: Method = {
     const neg = o.reshape(gatherRows(bank, negIdx), [env.batchSize, hp.negatives, hp.dim]);
     const sNeg = o.reshape(o.matmul(neg, o.unsqueeze(v, [2])), [env.batchSize, hp.negatives]);
     const sPos = o.reduceSum(o.mul(v, mine), [1]);
-    return { loss: negativeSamplingLoss(sPos, sNeg, hp.temperature), monitor: v };
+    return { loss: negativeSamplingLoss(sPos, sNeg, hp.temperature, hp.bias), monitor: v };
   },
   runtime: ({ hp, datasetSize, log }) => {
     // Pseudo-classes: members per class and the class sampling distribution ∝ f^power.
@@ -76,5 +83,8 @@ export const negsample: Method = {
       },
     };
   },
-  head: (ctx, h, hp) => linear(ctx, 'projector', h, hp.dim),
+  head: (ctx, h, hp) => {
+    const z = linear(ctx, 'projector', h, hp.dim);
+    return hp.head_bn ? batchNorm(ctx, 'projector.bn', z, { affine: false }) : z;
+  },
 };

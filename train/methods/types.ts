@@ -65,6 +65,8 @@ export interface RuntimeEnv {
   /** The current student encoder as an ONNX model with its `feature_map` output (BoWNet's next teacher). */
   encoderOnnx(state: Map<string, Float32Array>): Uint8Array;
   epochs: number;
+  /** The run folder (for state a method keeps outside the checkpoint, e.g. BoWNet's round teachers). */
+  runDir: string;
 }
 
 /** The host-side part of a method: extra inputs per step, work between epochs, resources. */
