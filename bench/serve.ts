@@ -2,15 +2,19 @@
  * bench/serve: the HTTP service against raw in-process onnxruntime on the same model, and search
  * over 100k × 128 vectors, exact and approximate.
  *  - raw: OnnxEncoder.embed at batch 1, 8 and 32 (images/s);
- *  - HTTP: POST /v1/embeddings with one PNG per request from autocannon at concurrency 1, 8, 32
- *    against `sslkit serve` in a child process (throughput, p50/p99 latency, ratio to raw at 32);
+ *  - HTTP: POST /v1/embeddings with one PNG per request at concurrency 1, 8, 32 against
+ *    `sslkit serve` in a child process (throughput, p50/p99 latency, ratio to raw at 32, and the
+ *    server's CPU time per request). The load generator is wrk when it is on PATH (C, so it takes
+ *    less of the shared cores), else autocannon; `--load` picks one. `--body raw` sends the PNG
+ *    as an image/png body instead of OpenAI-style JSON with base64.
  *  - search: queries/s and latency, exact (typed arrays + heap) and HNSW (usearch), recall@10,
  *    and the time to load a 100k index.
  *
- *   npx tsx bench/serve.ts [--model runs/quickstart/model.onnx] [--seconds 6]
+ *   npx tsx bench/serve.ts [--model runs/quickstart/model.onnx] [--seconds 6] [--load wrk|autocannon] [--body json|raw]
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { get as httpGet } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,39 +28,59 @@ import { IndexStore } from '../serve/store.js';
 import { ExactSearch } from '../serve/exact-search.js';
 
 const { values: args } = parseArgs({
-  options: { model: { type: 'string', default: 'runs/quickstart/model.onnx' }, seconds: { type: 'string', default: '6' } },
+  options: {
+    model: { type: 'string', default: 'runs/quickstart/model.onnx' },
+    seconds: { type: 'string', default: '6' },
+    load: { type: 'string' },
+    body: { type: 'string', default: 'json' },
+    'http-only': { type: 'boolean', default: false },
+    'max-batch': { type: 'string', default: '32' },
+  },
 });
+const hasWrk = (() => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (e) {
+    return (e as { status?: number }).status === 1; // wrk --version prints usage and exits 1
+  }
+})();
+const loadGen = args.load ?? (hasWrk ? 'wrk' : 'autocannon');
 const model = path.resolve(args.model!);
 if (!fs.existsSync(model)) throw new Error(`${model}: run 'npm start' first (or pass --model)`);
 console.log(`# bench/serve — ${path.basename(model)}; ${os.cpus()[0].model}, ${os.cpus().length} cores; ${new Date().toISOString()}`);
 
-// Raw in-process throughput.
+// Raw in-process throughput, measured before and after the HTTP runs (the ratio uses their mean:
+// on a shared machine one measurement can be off by 10-20%).
 const enc = await OnnxEncoder.load(model, { log: () => {} });
 const per = enc.preprocessing.channels * enc.preprocessing.height * enc.preprocessing.width;
-const raw: Record<number, number> = {};
-for (const b of [1, 8, 32]) {
-  const x = Float32Array.from({ length: b * per }, (_, i) => Math.sin(i));
-  await enc.embed(x, b, b);
-  const t = performance.now();
-  let n = 0;
-  while (performance.now() - t < 2000) {
+async function rawThroughput(): Promise<Record<number, number>> {
+  const raw: Record<number, number> = {};
+  for (const b of [1, 8, 32]) {
+    const x = Float32Array.from({ length: b * per }, (_, i) => Math.sin(i));
     await enc.embed(x, b, b);
-    n += b;
+    const t = performance.now();
+    let n = 0;
+    while (performance.now() - t < 2000) {
+      await enc.embed(x, b, b);
+      n += b;
+    }
+    raw[b] = n / ((performance.now() - t) / 1000);
   }
-  raw[b] = n / ((performance.now() - t) / 1000);
+  return raw;
 }
-await enc.release();
-console.log(
-  `| raw onnxruntime-node (in process) | batch 1: ${raw[1].toFixed(0)} img/s | batch 8: ${raw[8].toFixed(0)} img/s | batch 32: ${raw[32].toFixed(0)} img/s |`,
-);
+const rawBefore = await rawThroughput();
 
 // HTTP through sslkit serve in a child process.
-const png = await sharp({
-  create: { width: enc.preprocessing.width, height: enc.preprocessing.height, channels: 3, background: { r: 120, g: 80, b: 200 } },
-})
-  .png()
-  .toBuffer();
-const body = JSON.stringify({ input: png.toString('base64') });
+// A PNG at the model's size with the model's channels (grey for a 1-channel model), as a client
+// of that model sends; random pixels, so that decoding does real work.
+const { width: pw, height: ph, channels: pc } = enc.preprocessing;
+const pixels = Buffer.from(Array.from({ length: pw * ph * 3 }, (_, i) => (i * 2654435761) >>> 24));
+let pngPipeline = sharp(pixels, { raw: { width: pw, height: ph, channels: 3 } });
+if (pc === 1) pngPipeline = pngPipeline.toColourspace('b-w');
+const png = await pngPipeline.png().toBuffer();
+const [body, contentType] =
+  args.body === 'raw' ? [png, 'image/png'] : [JSON.stringify({ input: png.toString('base64') }), 'application/json'];
 const child = spawn(process.execPath, [
   path.resolve(import.meta.dirname, '../bin/sslkit.js'),
   'serve',
@@ -67,7 +91,7 @@ const child = spawn(process.execPath, [
   '--device',
   'cpu',
   '--max-batch',
-  '32',
+  args['max-batch']!,
   '--max-delay-ms',
   '2',
 ]);
@@ -79,21 +103,100 @@ const url = await new Promise<string>((resolve) => {
     if (m) resolve(m[1]);
   });
 });
-console.log('| concurrency | requests/s (= img/s) | p50 ms | p99 ms | vs raw batch 32 |\n|---|---|---|---|---|');
-for (const c of [1, 8, 32]) {
+
+/** The server process's CPU seconds so far (user + system, from /proc). */
+const serverCpu = () => {
+  const f = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+};
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function autocannonLoad(c: number): Promise<Load> {
   const r = await autocannon({
     url: `${url}/v1/embeddings`,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': contentType },
     body,
     connections: c,
     duration: Number(args.seconds),
   });
-  console.log(
-    `| ${c} | ${r.requests.average.toFixed(0)} | ${r.latency.p50} | ${r.latency.p99} | ${(r.requests.average / raw[32]).toFixed(2)}× |${r.non2xx ? ` (${r.non2xx} non-2xx)` : ''}`,
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors };
+}
+
+function wrkLoad(c: number): Load {
+  const bodyFile = path.join(os.tmpdir(), `sslkit-bench-body-${process.pid}`);
+  fs.writeFileSync(bodyFile, body);
+  const script = path.join(os.tmpdir(), `sslkit-bench-${process.pid}.lua`);
+  fs.writeFileSync(
+    script,
+    `local f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n` +
+      `wrk.headers["Content-Type"] = "${contentType}"\n` +
+      `done = function(summary, latency, requests)\n  io.write(string.format("JSON {\\"p50\\":%d,\\"p99\\":%d,\\"non2xx\\":%d}\\n", latency:percentile(50), latency:percentile(99), summary.errors.status))\nend\n`,
   );
+  const out = execFileSync('wrk', ['-t', '1', '-c', String(c), '-d', `${args.seconds}s`, '-s', script, `${url}/v1/embeddings`], {
+    encoding: 'utf8',
+  });
+  fs.rmSync(script);
+  fs.rmSync(bodyFile);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
+  const j = JSON.parse(/JSON (\{.*\})/.exec(out)![1]);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = j.non2xx + (sockErr ? sockErr.slice(1).reduce((a, v) => a + Number(v), 0) : 0);
+  return { rps, p50: j.p50 / 1000, p99: j.p99 / 1000, errors };
+}
+
+/** The server's batch-size histogram so far: [sum, count]. */
+async function batches(): Promise<[number, number]> {
+  // A new connection each time (fetch's pooled one may have been closed by the server meanwhile).
+  const text = await new Promise<string>((resolve, reject) =>
+    httpGet(`${url}/metrics`, { agent: false }, (res) => {
+      let t = '';
+      res.on('data', (d) => (t += d));
+      res.on('end', () => resolve(t));
+    }).on('error', reject),
+  );
+  const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return [num('sslkit_batch_size_sum'), num('sslkit_batch_size_count')];
+}
+
+const http: (Load & { c: number; cpuMs: number; meanBatch: number })[] = [];
+for (const c of [1, 8, 32]) {
+  const cpu0 = serverCpu();
+  const b0 = await batches();
+  const r = loadGen === 'wrk' ? wrkLoad(c) : await autocannonLoad(c);
+  const b1 = await batches();
+  http.push({
+    ...r,
+    c,
+    cpuMs: ((serverCpu() - cpu0) * 1000) / (r.rps * Number(args.seconds)),
+    meanBatch: (b1[0] - b0[0]) / (b1[1] - b0[1]),
+  });
 }
 child.kill('SIGTERM');
+const rawAfter = await rawThroughput();
+await enc.release();
+const raw32 = (rawBefore[32] + rawAfter[32]) / 2;
+console.log('| raw onnxruntime-node (in process), img/s | batch 1 | batch 8 | batch 32 |\n|---|---|---|---|');
+for (const [when, r] of [
+  ['before HTTP', rawBefore],
+  ['after HTTP', rawAfter],
+] as const)
+  console.log(`| ${when} | ${r[1].toFixed(0)} | ${r[8].toFixed(0)} | ${r[32].toFixed(0)} |`);
+console.log(`\nHTTP: ${loadGen}, ${args.body === 'raw' ? 'image/png bodies' : 'JSON bodies with base64 PNG'} (${png.length} bytes)`);
+console.log(
+  '| concurrency | requests/s (= img/s) | p50 ms | p99 ms | vs raw batch 32 (mean) | server CPU ms/request | mean model batch |\n|---|---|---|---|---|---|---|',
+);
+for (const r of http)
+  console.log(
+    `| ${r.c} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${(r.rps / raw32).toFixed(2)}× | ${r.cpuMs.toFixed(2)} | ${r.meanBatch.toFixed(1)} |${r.errors ? ` (${r.errors} errors)` : ''}`,
+  );
+if (args['http-only']) process.exit(0);
 
 // Search at 100k × 128.
 const n = 100_000;

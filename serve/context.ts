@@ -1,5 +1,5 @@
 /** What every route reads: the model, its batcher, the index (optional), metrics and limits. */
-import type { OnnxEncoder } from '../export/onnx-encoder.js';
+import type { ModelThread } from './model-thread.js';
 import type { Batcher } from './batcher.js';
 import type { IndexStore } from './store.js';
 import type { Metrics } from './metrics.js';
@@ -7,7 +7,7 @@ import { ApiError } from './errors.js';
 import { bytesFromString, imageToInput } from './images.js';
 
 export interface ServeContext {
-  encoder: OnnxEncoder;
+  encoder: ModelThread;
   provider: string;
   batcher: Batcher;
   store: IndexStore | null;

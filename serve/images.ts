@@ -3,8 +3,11 @@
  * checks the pixel count from the header before decoding (a decompression bomb is refused
  * unopened); decodes with sharp, resizes to cover the model's size and centre-crops, matches its
  * channels and normalises with its preprocessing.
+ * An 8-bit PNG already at the model's size needs no resize: fast-png decodes it in-process, 4-6×
+ * cheaper than a libvips pipeline for such small images (bench/serve), with the same pixels.
  */
 import sharp from 'sharp';
+import { decode as decodePng } from 'fast-png';
 
 // Many small images: libvips' operation cache only costs memory here.
 sharp.cache(false);
@@ -40,7 +43,56 @@ function sniff(b: Buffer): 'jpeg' | 'png' | 'webp' | null {
   return null;
 }
 
-export async function imageToInput(bytes: Buffer, p: Preprocessing, maxPixels: number, field: string): Promise<Float32Array> {
+/**
+ * The pixels of a non-indexed 8-bit PNG of exactly the model's size with the model's channels
+ * (RGB from grey by copying, as libvips does; alpha dropped), or null where sharp must do it:
+ * another size, palette, 16 bits, an ICC profile, colour to grey (libvips' float32 pipeline is
+ * not bit-reproducible here), or anything fast-png rejects.
+ */
+export function pngAtModelSize(bytes: Buffer, p: Preprocessing, maxPixels: number): Uint8Array | null {
+  // IHDR: width and height at bytes 16 and 20, then bit depth and colour type (3 = palette).
+  if (bytes.length < 33 || bytes.readUInt32BE(16) !== p.width || bytes.readUInt32BE(20) !== p.height) return null;
+  if (bytes[24] !== 8 || bytes[25] === 3 || p.width * p.height > maxPixels) return null;
+  let png: ReturnType<typeof decodePng>;
+  try {
+    png = decodePng(bytes);
+  } catch {
+    return null; // sharp gives the precise error
+  }
+  const src = png.channels;
+  const colour = src >= 3;
+  if (png.depth !== 8 || png.palette || png.iccEmbeddedProfile || png.transparency || (colour && p.channels === 1)) return null;
+  const hw = p.width * p.height;
+  const d = png.data as Uint8Array;
+  if (d.length !== hw * src) return null;
+  if (src === p.channels) return d;
+  const out = new Uint8Array(hw * p.channels);
+  for (let q = 0; q < hw; q++) for (let k = 0; k < p.channels; k++) out[q * p.channels + k] = d[q * src + (colour ? k : 0)];
+  return out;
+}
+
+export async function imageToInput(
+  bytes: Buffer,
+  p: Preprocessing,
+  maxPixels: number,
+  field: string,
+  o: { inProcessPng?: boolean } = {},
+): Promise<Float32Array> {
+  const fast = o.inProcessPng !== false && sniff(bytes) === 'png' ? pngAtModelSize(bytes, p, maxPixels) : null;
+  return normalise(fast ?? (await decodeWithSharp(bytes, p, maxPixels, field)), p);
+}
+
+/** Interleaved 8-bit pixels [h·w·c] to the model's normalised planar input [c, h, w]. */
+function normalise(raw: Uint8Array, p: Preprocessing): Float32Array {
+  const hw = p.width * p.height;
+  const c = p.channels;
+  const out = new Float32Array(c * hw);
+  for (let q = 0; q < hw; q++)
+    for (let k = 0; k < c; k++) out[k * hw + q] = (raw[q * c + k] * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
+  return out;
+}
+
+async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: number, field: string): Promise<Uint8Array> {
   if (!sniff(bytes)) {
     const looksLikeImage = /^(GIF8|II\*|MM\*|<svg|<\?xml|BM)/.test(bytes.toString('latin1', 0, 5));
     throw looksLikeImage
@@ -63,10 +115,5 @@ export async function imageToInput(bytes: Buffer, p: Preprocessing, maxPixels: n
     if (/unsupported image format/i.test(msg)) throw new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
     throw decodeError(e, field);
   }
-  const hw = p.width * p.height;
-  const c = p.channels;
-  const out = new Float32Array(c * hw);
-  for (let q = 0; q < hw; q++)
-    for (let k = 0; k < c; k++) out[k * hw + q] = (raw[q * c + k] * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
-  return out;
+  return raw;
 }

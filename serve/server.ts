@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
-import { OnnxEncoder } from '../export/onnx-encoder.js';
+import { ModelThread } from './model-thread.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
 import { IndexStore } from './store.js';
@@ -77,7 +77,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const provider = await resolveProvider(o.device ?? 'auto', log);
   // Spinning intra-op threads would take the cores that decode the next requests' images.
-  const encoder = await OnnxEncoder.load(o.model, { device: o.device ?? 'auto', threads: o.threads, spinning: false, log });
+  const encoder = await ModelThread.start(o.model, { device: o.device ?? 'auto', threads: o.threads, spinning: false, log });
   const metrics = createMetrics();
   metrics.provider.set({ provider }, 1);
   const per = encoder.preprocessing.channels * encoder.preprocessing.height * encoder.preprocessing.width;
@@ -117,6 +117,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   const app = express();
   app.disable('x-powered-by');
+  // No ETag on API answers: hashing every embedding response costs CPU, and POST answers are not cached.
+  app.set('etag', false);
   app.use(metrics.middleware);
   if (demoDir)
     // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer threads in the page.
