@@ -130,6 +130,8 @@ interface StepGraph {
   initial: Map<string, Float32Array>;
   /** The method trains an EMA teacher: feed `teacher_momentum` each step. */
   hasTeacher: boolean;
+  /** Some parameters keep the peak learning rate: feed `lr_fixed`. */
+  hasFixedLr: boolean;
 }
 
 async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<StepGraph> {
@@ -157,7 +159,8 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
       loss,
       trainable.map(([, p]) => p.tensor),
     );
-    const upd = buildUpdate(g, trainable, grads, r.optimizer);
+    const fixed = method.fixedLrParams?.(r.hp) ?? [];
+    const upd = buildUpdate(g, trainable, grads, r.optimizer, (n) => fixed.some((prefix) => n.startsWith(prefix)));
     g.output(loss, 'loss');
     g.output(upd.gradNorm, 'grad_norm');
     g.output(o.stopGradient(monitor), 'monitor');
@@ -187,7 +190,8 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
     const initial = new Map<string, Float32Array>();
     for (const [name, p] of g.params) initial.set(name, p.init.data as Float32Array);
     for (const [name, s] of upd.state) initial.set(name, new Float32Array(s.input.size));
-    return { g, trainable: trainable.map(([n]) => n), stateShapes, initial, hasTeacher };
+    const hasFixedLr = g.inputs.some((t) => t.name === 'lr_fixed');
+    return { g, trainable: trainable.map(([n]) => n), stateShapes, initial, hasTeacher, hasFixedLr };
   };
   let built = build();
   const hasTeacher = built.hasTeacher;
@@ -200,7 +204,14 @@ async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise
   log(
     `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`,
   );
-  return { prog, trainable: built.trainable, stateShapes: built.stateShapes, initial: built.initial, hasTeacher };
+  return {
+    prog,
+    trainable: built.trainable,
+    stateShapes: built.stateShapes,
+    initial: built.initial,
+    hasTeacher,
+    hasFixedLr: built.hasFixedLr,
+  };
 }
 
 export function encoderSpec(cfg: ResolvedConfig): EncoderSpec {
@@ -403,6 +414,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         const t0 = performance.now();
         const lr = learningRate(pos.step, schedule);
         const feeds: Record<string, Float32Array | BigInt64Array | number> = { lr };
+        if (step.hasFixedLr) feeds.lr_fixed = r.lr;
         batch.views.forEach((v, i) => (feeds[`view${i}`] = v));
         for (const name of step.stateShapes.keys()) feeds[name] = state.get(name)!;
         if (runtime?.feeds)

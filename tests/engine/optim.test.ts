@@ -114,6 +114,30 @@ describe('optimisers', () => {
   });
 });
 
+it('parameters marked fixed-lr step with lr_fixed, the rest with the scheduled lr', async () => {
+  const g = new Graph('train');
+  g.param('predictor.w', tensorData('float32', [2], [1, 2]), 'weight');
+  g.param('encoder.w', tensorData('float32', [2], [1, 2]), 'weight');
+  const grads = [g.input('g1', [2]), g.input('g2', [2])];
+  const cfg = { ...DEFAULT_OPTIMIZER, name: 'sgd' as const, momentum: 0, weightDecay: 0 };
+  const upd = buildUpdate(g, [...g.params] as [string, Param][], grads, cfg, (n) => n.startsWith('predictor.'));
+  g.output(upd.params.get('predictor.w')!, 'p2');
+  g.output(upd.params.get('encoder.w')!, 'e2');
+  const prog = await Program.compile(g);
+  const zeros = Object.fromEntries([...upd.state].map(([n, st]) => [n, new Float32Array(st.input.size)]));
+  const out = await prog.run({
+    ...zeros,
+    'predictor.w': Float32Array.of(1, 2),
+    'encoder.w': Float32Array.of(1, 2),
+    g1: Float32Array.of(1, 1),
+    g2: Float32Array.of(1, 1),
+    lr: 0.01,
+    lr_fixed: 0.5,
+  });
+  expect(Array.from(out.p2 as Float32Array)).toEqual([0.5, 1.5]);
+  expect(Array.from(out.e2 as Float32Array).map((v) => +v.toFixed(5))).toEqual([0.99, 1.99]);
+});
+
 describe('schedules', () => {
   const s = { lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0 };
   it('warms up linearly, then decays on a cosine to the floor', () => {

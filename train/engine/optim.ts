@@ -46,8 +46,19 @@ export interface UpdateGraph {
 /** Slots per optimiser, in the order they are created. */
 export const STATE_SLOTS: Record<OptimizerConfig['name'], string[]> = { sgd: ['v'], adamw: ['m', 'v'], lars: ['v'] };
 
-export function buildUpdate(g: Graph, params: [string, Param][], grads: Tensor[], cfg: OptimizerConfig): UpdateGraph {
-  const lr = g.input('lr', []);
+/**
+ * `fixedLr(name)` marks parameters that keep the peak learning rate, fed as `lr_fixed`, instead
+ * of the scheduled `lr` (SimSiam's predictor).
+ */
+export function buildUpdate(
+  g: Graph,
+  params: [string, Param][],
+  grads: Tensor[],
+  cfg: OptimizerConfig,
+  fixedLr: (name: string) => boolean = () => false,
+): UpdateGraph {
+  const scheduled = g.input('lr', []);
+  const fixed = params.some(([name]) => fixedLr(name)) ? g.input('lr_fixed', []) : null;
   const gradNorm = o.sqrt(grads.map((d) => o.reduceSumSquare(d)).reduce((a, b) => o.add(a, b)));
   let scale: Tensor | null = null;
   if (cfg.clipGradNorm > 0) scale = o.minimum(o.div(cfg.clipGradNorm, o.add(gradNorm, 1e-6)), 1);
@@ -55,6 +66,7 @@ export function buildUpdate(g: Graph, params: [string, Param][], grads: Tensor[]
   const bc2 = cfg.name === 'adamw' ? g.input('adam_bc2', []) : null;
   const out: UpdateGraph = { params: new Map(), state: new Map(), gradNorm };
   params.forEach(([name, prm], i) => {
+    const lr = fixed && fixedLr(name) ? fixed : scheduled;
     const p = prm.tensor;
     let d = scale ? o.mul(grads[i], scale) : grads[i];
     const decay = prm.role === 'weight' && cfg.weightDecay > 0;

@@ -16,8 +16,10 @@ export const simsiam: Method = {
   params: {
     proj_dim: { default: 2048, help: 'projector width (hidden and output)' },
     pred_hidden: { default: 512, help: 'predictor bottleneck width' },
+    fix_pred_lr: { default: 1, help: '1: the predictor keeps the peak learning rate (no warm-up or decay), as in the paper' },
   },
   optimizer: { name: 'sgd', lrPer256: 0.05, weightDecay: 5e-4 },
+  fixedLrParams: (hp) => (hp.fix_pred_lr ? ['predictor.'] : []),
   build(ctx, backbone, views, hp) {
     const z = headViews(encodeViews(ctx, backbone, views), (h) => this.head!(ctx, h, hp));
     const p = headViews(z, (x) => mlp(ctx, 'predictor', x, { dims: [hp.pred_hidden, hp.proj_dim], norm: 'batch' }));

@@ -101,6 +101,8 @@ export interface Method {
    * value; it follows a cosine schedule to 1 over training.
    */
   teacherMomentum?(hp: Record<string, number>): number;
+  /** Name prefixes of parameters that keep the peak learning rate, unscheduled (SimSiam's predictor). */
+  fixedLrParams?(hp: Record<string, number>): string[];
   build(ctx: Ctx, backbone: Backbone, views: Tensor[], hp: Record<string, number>, env: BuildEnv): MethodBuild;
   /** Host-side work the method needs each step or epoch (absent for methods that are one graph). */
   runtime?(env: RuntimeEnv): MethodRuntime | Promise<MethodRuntime>;
