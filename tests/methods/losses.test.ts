@@ -17,7 +17,7 @@ import { wmseLoss } from '../../train/losses/whitening.js';
 import { queueInfoNce } from '../../train/losses/info-nce.js';
 import { tripletLoss } from '../../train/losses/triplet.js';
 import { dinoLoss, nextCenter } from '../../train/losses/dino.js';
-import { sinkhorn, swappedPredictionLoss } from '../../train/losses/swav.js';
+import { queuedCodes, sinkhorn, swappedPredictionLoss } from '../../train/losses/swav.js';
 import { nceLoss, negativeSamplingLoss } from '../../train/losses/memory-bank.js';
 import { mse, maskedMse } from '../../train/losses/reconstruction.js';
 import { distillationLoss } from '../../train/losses/distillation.js';
@@ -231,6 +231,7 @@ describe('method losses equal a direct computation (1e-5)', () => {
     const scores = [0, 1, 2].map(() => f32(randn(B, K, 0.5)));
     const [eps, tau, iters] = [0.05, 0.1, 3];
     const sinkhornRef = (sc: M) => {
+      const n = sc.length;
       let Q = transpose(sc.map((r) => r.map((v) => Math.exp(v / eps))));
       const tot = Q.flat().reduce((a, b) => a + b, 0);
       Q = Q.map((r) => r.map((v) => v / tot));
@@ -239,12 +240,12 @@ describe('method losses equal a direct computation (1e-5)', () => {
           const s = r.reduce((a, b) => a + b, 0);
           return r.map((v) => v / s / K);
         });
-        for (let j = 0; j < B; j++) {
+        for (let j = 0; j < n; j++) {
           const s = Q.reduce((a, r) => a + r[j], 0);
-          for (let k = 0; k < K; k++) Q[k][j] = Q[k][j] / s / B;
+          for (let k = 0; k < K; k++) Q[k][j] = Q[k][j] / s / n;
         }
       }
-      return transpose(Q).map((r) => r.map((v) => v * B));
+      return transpose(Q).map((r) => r.map((v) => v * n));
     };
     const codes = scores.slice(0, 2).map(sinkhornRef);
     const want = overPairs((i, v) =>
@@ -258,10 +259,16 @@ describe('method losses equal a direct computation (1e-5)', () => {
         ),
       ),
     );
-    const [loss, code] = await run({ s0: scores[0], s1: scores[1], s2: scores[2] }, (x) => [
+    const queue = f32(randn(5, K, 0.5));
+    const [loss, code, queued] = await run({ s0: scores[0], s1: scores[1], s2: scores[2], q: queue }, (x) => [
       swappedPredictionLoss([x.s0, x.s1, x.s2], 2, tau, eps, iters),
       sinkhorn(x.s0, eps, iters),
+      queuedCodes(x.s0, x.q, eps, iters),
     ]);
+    // With a queue: Sinkhorn over [queue; batch], the batch's rows (each still sums to 1).
+    const withQueue = sinkhornRef([...queue, ...scores[0]]).slice(queue.length);
+    Array.from(queued).forEach((v, i) => expect(v).toBeCloseTo(withQueue[Math.floor(i / K)][i % K], 5));
+    expect(Array.from(queued)).not.toEqual(Array.from(code));
     expect(loss[0]).toBeCloseTo(want, 5);
     Array.from(code).forEach((v, i) => expect(v).toBeCloseTo(codes[0][Math.floor(i / K)][i % K], 5));
     // Each sample's code sums to 1; each prototype gets about B/K of the batch.

@@ -26,13 +26,28 @@ export function sinkhorn(scores: Tensor, epsilon: number, iterations: number): T
   return o.stopGradient(o.mul(q, B));
 }
 
-export function swappedPredictionLoss(scores: Tensor[], globals: number, temperature: number, epsilon: number, iterations: number): Tensor {
-  const codes = scores.slice(0, globals).map((s) => sinkhorn(s, epsilon, iterations));
+/**
+ * Codes for a batch's scores [B, K] balanced together with a queue of past samples' scores
+ * [Q, K] (SwAV's queue for small batches): Sinkhorn over all Q + B rows, the batch's rows kept.
+ */
+export function queuedCodes(scores: Tensor, queueScores: Tensor, epsilon: number, iterations: number): Tensor {
+  const [Q] = queueScores.dims;
+  const [B] = scores.dims;
+  return o.slice(sinkhorn(o.concat([queueScores, scores], 0), epsilon, iterations), [Q], [Q + B], [0]);
+}
+
+/** The swapped prediction from given codes of the first `codes.length` (global) views. */
+export function swappedPrediction(codes: Tensor[], scores: Tensor[], temperature: number): Tensor {
   const logProbs = scores.map((s) => o.logSoftmax(o.mul(s, 1 / temperature), 1));
-  const pairs = crossViewPairs(globals, scores.length);
+  const pairs = crossViewPairs(codes.length, scores.length);
   const terms = pairs.map(([i, v]) => softCrossEntropy(codes[i], logProbs[v]));
   return o.mul(
     terms.reduce((a, b) => o.add(a, b)),
     1 / pairs.length,
   );
+}
+
+export function swappedPredictionLoss(scores: Tensor[], globals: number, temperature: number, epsilon: number, iterations: number): Tensor {
+  const codes = scores.slice(0, globals).map((s) => sinkhorn(s, epsilon, iterations));
+  return swappedPrediction(codes, scores, temperature);
 }
