@@ -21,6 +21,8 @@ export function evalCommand(): Command {
     .option('--json', 'print the result as JSON')
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
+    .option('--preprocessing <file.json>', 'for an ONNX model whose metadata lacks its preprocessing')
+    .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
     .action(
       async (
         target: string,
@@ -34,6 +36,8 @@ export function evalCommand(): Command {
           json?: boolean;
           device: Device;
           threads: number;
+          preprocessing?: string;
+          pooling: 'cls' | 'mean';
         },
       ) => {
         const isRun = fs.existsSync(target) && fs.statSync(target).isDirectory();

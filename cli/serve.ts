@@ -29,6 +29,8 @@ export function serveCommand(): Command {
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
     .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
     .option('--cors', 'allow cross-origin requests')
+    .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it (as given to sslkit index)')
+    .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
     .action(
       async (f: {
         model: string;
@@ -47,6 +49,8 @@ export function serveCommand(): Command {
         apiKey?: string;
         apiKeyScope: 'all' | 'writes';
         cors?: boolean;
+        preprocessing?: string;
+        pooling: 'cls' | 'mean';
       }) => {
         const s = await startServer({ ...f, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
         process.stdout.write(

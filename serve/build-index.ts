@@ -60,7 +60,13 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
   const index: IndexData = {
     dim,
     metric: 'cosine',
-    model: { file: path.resolve(modelFile), bytes: fs.statSync(modelFile).size, embeddingDim: dim, metadata: enc.info.metadata },
+    model: {
+      file: path.resolve(modelFile),
+      bytes: fs.statSync(modelFile).size,
+      embeddingDim: dim,
+      metadata: enc.info.metadata,
+      preprocessing: enc.preprocessing,
+    },
     data: o.data,
     items,
     vectors,

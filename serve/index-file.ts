@@ -3,6 +3,7 @@
  * clusters of the gallery, in one versioned file written atomically:
  *   "SSLINDEX\n" + a JSON header line + vectors [count, dim] + centroids [k, dim] + assignments [count]
  */
+import type { Preprocessing } from '../export/onnx-encoder.js';
 import fs from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/image-set.js';
@@ -22,7 +23,14 @@ export interface IndexItem {
 export interface IndexData {
   dim: number;
   metric: 'cosine';
-  model: { file: string; bytes: number; embeddingDim: number; metadata: Record<string, string> };
+  model: {
+    file: string;
+    bytes: number;
+    embeddingDim: number;
+    metadata: Record<string, string>;
+    /** The preprocessing the vectors were made with (absent in indexes from before it was kept). */
+    preprocessing?: Preprocessing;
+  };
   data?: string;
   items: IndexItem[];
   vectors: Float32Array;

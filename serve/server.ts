@@ -8,6 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
 import { ModelThread } from './model-thread.js';
+import type { Preprocessing } from '../export/onnx-encoder.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
 import { IndexStore } from './store.js';
@@ -54,6 +55,10 @@ export interface ServeOptions {
   apiKey?: string;
   apiKeyScope?: 'all' | 'writes';
   cors?: boolean;
+  /** Preprocessing JSON for a model whose metadata lacks it (as given to `sslkit index`). */
+  preprocessing?: string;
+  /** For [N, T, D] outputs: the CLS token or the mean of all tokens. */
+  pooling?: 'cls' | 'mean';
   /** Index size from which searches use HNSW (approximate). */
   annThreshold?: number;
   /**
@@ -73,11 +78,22 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What decides the model's input from an image, as comparable text. */
+const preprocessingKey = (p: Preprocessing) =>
+  JSON.stringify({ channels: p.channels, height: p.height, width: p.width, pixel_scale: p.pixelScale, mean: p.mean, std: p.std });
+
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const provider = await resolveProvider(o.device ?? 'auto', log);
   // Spinning intra-op threads would take the cores that decode the next requests' images.
-  const encoder = await ModelThread.start(o.model, { device: o.device ?? 'auto', threads: o.threads, spinning: false, log });
+  const encoder = await ModelThread.start(o.model, {
+    device: o.device ?? 'auto',
+    threads: o.threads,
+    spinning: false,
+    preprocessing: o.preprocessing,
+    pooling: o.pooling,
+    log,
+  });
   const metrics = createMetrics();
   metrics.provider.set({ provider }, 1);
   const per = encoder.preprocessing.channels * encoder.preprocessing.height * encoder.preprocessing.width;
@@ -92,9 +108,28 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     onBatch: (n) => metrics.batchSize.observe(n),
     onQueue: (d) => metrics.queueDepth.set(d),
   });
-  const store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold }) : null;
-  if (store && store.dim !== encoder.dim)
-    throw new ApiError(500, 'index_mismatch', `${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
+  // Whatever is refused from here on releases the model thread and the index it opened.
+  let store: IndexStore | null = null;
+  let demoDir = o.staticDir;
+  try {
+    store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold }) : null;
+    if (store && store.dim !== encoder.dim)
+      throw new UserError(`${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
+    const indexed = store?.model.preprocessing;
+    if (indexed && preprocessingKey(indexed) !== preprocessingKey(encoder.preprocessing))
+      throw new UserError(
+        `${o.index} was built with preprocessing ${preprocessingKey(indexed)}, the server would use ${preprocessingKey(encoder.preprocessing)}; ` +
+          `pass the same --preprocessing as to sslkit index`,
+      );
+    if (o.gallery) {
+      demoDir = o.staticDir ?? (await ensureDemoBuilt(log));
+      checkGallery(o.gallery, encoder.dim, o.model);
+    }
+  } catch (e) {
+    store?.close();
+    await encoder.release();
+    throw e;
+  }
   if (store) metrics.indexSize.set(store.count);
   const ctx: ServeContext = {
     encoder,
@@ -106,14 +141,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     modelName: path.basename(o.model, '.onnx'),
   };
   const state = { ready: false };
-  const demoDir = o.gallery ? (o.staticDir ?? (await ensureDemoBuilt(log))) : o.staticDir;
-  if (o.gallery)
-    try {
-      checkGallery(o.gallery, encoder.dim, o.model);
-    } catch (e) {
-      await encoder.release();
-      throw e;
-    }
 
   const app = express();
   app.disable('x-powered-by');

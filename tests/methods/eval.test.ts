@@ -99,6 +99,13 @@ describe.runIf(hasFashion)('sslkit eval', () => {
     expect(fromRun.pictures.map((p: string) => path.basename(p))).toEqual(['embedding-map.png', 'training-curves.png']);
     expect(fromOnnx.pictures).toEqual([path.join(out, 'embedding-map.png')]);
     for (const p of [...fromRun.pictures, ...fromOnnx.pictures]) expect(fs.readFileSync(p).subarray(1, 4).toString()).toBe('PNG');
+    // A foreign model's preprocessing from --preprocessing changes what it sees.
+    const foreign = path.resolve(import.meta.dirname, '../fixtures/foreign/tiny-cnn.onnx');
+    const pre = path.join(out, 'pre.json');
+    fs.writeFileSync(pre, JSON.stringify({ mean: [0, 0, 0], std: [1, 1, 1] }));
+    const assumed = cli(foreign, '--data', 'fashion-mnist');
+    const given = cli(foreign, '--data', 'fashion-mnist', '--preprocessing', pre);
+    expect(given.collapse_std).not.toBeCloseTo(assumed.collapse_std, 5);
     // A model without --data is a clear error.
     const bad = spawnSync(process.execPath, [bin, 'eval', model], { encoding: 'utf8', env: { ...process.env, SSLKIT_CACHE: cache } });
     expect(bad.status).toBe(2);

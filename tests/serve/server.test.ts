@@ -314,4 +314,29 @@ describe.runIf(hasFashion)('sslkit serve', () => {
       await f.close();
     }
   });
+
+  it('takes --preprocessing for a foreign model, and refuses an index made with other preprocessing', async () => {
+    const pre = path.join(tmpDir(), 'pre.json');
+    fs.writeFileSync(pre, JSON.stringify({ mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }));
+    const idx = path.join(tmpDir(), 'p.idx');
+    await buildIndex(FOREIGN, idx, {
+      data: 'fashion-mnist',
+      dataDir: FASHION_DIR,
+      limit: 50,
+      clusters: 3,
+      preprocessing: pre,
+      log: () => {},
+    });
+    await expect(startServer({ model: FOREIGN, index: idx, port: 0, device: 'cpu', log: () => {} })).rejects.toThrow(
+      /p\.idx was built with preprocessing .*"mean":\[0\.5,0\.5,0\.5\].*the server would use .*"mean":\[0\.485.*pass the same --preprocessing/,
+    );
+    const s2 = await startServer({ model: FOREIGN, index: idx, preprocessing: pre, port: 0, device: 'cpu', log: () => {} });
+    try {
+      const r = await post(`${s2.url}/v1/search`, { image: pngs[0].toString('base64'), k: 1 });
+      expect(r.body.data[0]).toMatchObject({ id: '0' });
+      expect(((await (await fetch(`${s2.url}/v1/models`)).json()) as any).data[0].input.mean).toEqual([0.5, 0.5, 0.5]);
+    } finally {
+      await s2.close();
+    }
+  });
 });

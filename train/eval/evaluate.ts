@@ -33,6 +33,9 @@ export interface EvalOptions {
   probeEpochs?: number;
   device?: Device;
   threads?: number;
+  /** For an ONNX model: preprocessing JSON when its metadata lacks it, and token pooling. */
+  preprocessing?: string;
+  pooling?: 'cls' | 'mean';
   /** Folder for the pictures (none when absent). */
   out?: string;
   log?: (l: string) => void;
@@ -82,7 +85,13 @@ export async function runEncoder(run: string, values: Map<string, Float32Array>,
 
 async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> {
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) return runEncoder(target, runParameters(target), o);
-  const enc = await OnnxEncoder.load(target, { device: o.device, threads: o.threads, log: o.log });
+  const enc = await OnnxEncoder.load(target, {
+    device: o.device,
+    threads: o.threads,
+    preprocessing: o.preprocessing,
+    pooling: o.pooling,
+    log: o.log,
+  });
   return {
     embed: async (s) => {
       const out = new Float32Array(s.n * enc.dim);
