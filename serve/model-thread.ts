@@ -73,6 +73,11 @@ export class ModelThread implements Meta {
     });
   }
 
+  /** False once the model thread has failed or exited (readyz reports it). */
+  get alive(): boolean {
+    return this.failed === null;
+  }
+
   /** Embeddings [n, dim] of n preprocessed images; `images` is moved to the model thread. */
   embed(images: Float32Array, n: number, maxBatch = 64): Promise<Float32Array> {
     if (this.failed) return Promise.reject(this.failed);

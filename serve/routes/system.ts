@@ -9,8 +9,9 @@ export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Rout
     res.json({ status: 'ok' });
   });
   r.get('/readyz', (_req, res) => {
-    const body = { ready: state.ready, model: true, index: ctx.store ? ctx.store.count : null };
-    res.status(state.ready ? 200 : 503).json(body);
+    const ready = state.ready && ctx.encoder.alive;
+    const body = { ready, model: ctx.encoder.alive, index: ctx.store ? ctx.store.count : null };
+    res.status(ready ? 200 : 503).json(body);
   });
   r.get('/metrics', async (_req, res) => {
     ctx.metrics.queueDepth.set(ctx.batcher.depth);

@@ -315,6 +315,24 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     }
   });
 
+  it('a model thread that dies turns readyz to 503 and requests to 500 errors; the service still answers', async () => {
+    const d = await startServer({ model, port: 0, device: 'cpu', log: () => {} });
+    try {
+      expect((await fetch(`${d.url}/readyz`)).status).toBe(200);
+      // What an out-of-memory kill of the model thread would leave.
+      await (d.ctx.encoder as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const ready = await fetch(`${d.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ ready: false, model: false });
+      const r = await post(`${d.url}/v1/embeddings`, { input: pngs[0].toString('base64') });
+      expect(r.status).toBe(500);
+      expect(r.body.error.code).toBe('internal_error');
+      expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('takes --preprocessing for a foreign model, and refuses an index made with other preprocessing', async () => {
     const pre = path.join(tmpDir(), 'pre.json');
     fs.writeFileSync(pre, JSON.stringify({ mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }));
