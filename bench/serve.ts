@@ -1,16 +1,19 @@
 /**
  * bench/serve: the HTTP service against raw in-process onnxruntime on the same model, and search
  * over 100k × 128 vectors, exact and approximate.
- *  - raw: OnnxEncoder.embed at batch 1, 8 and 32 (images/s);
+ *  - raw: OnnxEncoder.embed at batch 1, 8 and 32 (images/s), before and after the HTTP runs;
  *  - HTTP: POST /v1/embeddings with one PNG per request at concurrency 1, 8, 32 against
  *    `sslkit serve` in a child process (throughput, p50/p99 latency, ratio to raw at 32, and the
- *    server's CPU time per request). The load generator is wrk when it is on PATH (C, so it takes
+ *    server's CPU time per request, and the mean batch the model ran). The load generator is wrk when it is on PATH (C, so it takes
  *    less of the shared cores), else autocannon; `--load` picks one. `--body raw` sends the PNG
  *    as an image/png body instead of OpenAI-style JSON with base64.
  *  - search: queries/s and latency, exact (typed arrays + heap) and HNSW (usearch), recall@10,
  *    and the time to load a 100k index.
  *
- *   npx tsx bench/serve.ts [--model runs/quickstart/model.onnx] [--seconds 6] [--load wrk|autocannon] [--body json|raw]
+ *   npx tsx bench/serve.ts [--model runs/quickstart/model.onnx] [--seconds 6] [--load wrk|autocannon]
+ *     [--body json|raw] [--max-batch 32] [--http-only]
+ * A heavier model for the throughput ratio: `sslkit train --backbone resnet18 --max-steps 1
+ * --out R`, then `sslkit export R` (a ResNet-18, 11.2M parameters).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
