@@ -1,6 +1,7 @@
 /** Backbones: shapes, parameter counts, eval-mode inference, and the ViT's gradients end to end. */
 import { describe, expect, it } from 'vitest';
-import { Graph } from '../../train/engine/graph.js';
+import { Graph, type Tensor } from '../../train/engine/graph.js';
+import { concat } from '../../train/engine/ops.js';
 import { Ctx } from '../../train/engine/nn.js';
 import { Program } from '../../train/engine/program.js';
 import { makeBackbone } from '../../train/backbones/index.js';
@@ -85,5 +86,64 @@ describe('backbones', () => {
     });
     expect(r.details).toEqual([]);
     expect(r.worst).toBeLessThan(2e-2);
+  });
+
+  it('vit at a second, smaller size uses its learned position grid resized (2×2 means for half size)', async () => {
+    const opts = { width: 0.125, depth: 1, heads: 2 } as never;
+    const dim = 16;
+    // Values for a 32-px ViT (8×8 grid), from a first build.
+    const g0 = new Graph('train');
+    makeBackbone('vit', opts).build(new Ctx(g0, { training: false, seed: 5 }), g0.input('x', [1, 3, 32, 32]));
+    const values = new Map([...g0.params].map(([n, p]) => [n, p.init.data as Float32Array]));
+    const y = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.cos(i * 0.37));
+    const features = async (build: (ctx: Ctx, g: Graph) => Tensor, vals: Map<string, Float32Array>) => {
+      const g = new Graph('train');
+      g.output(build(new Ctx(g, { training: false, seed: 5, values: vals }), g), 'f');
+      const feeds: Record<string, Float32Array> = { y };
+      for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
+      return (await (await Program.compile(g)).run(feeds)).f as Float32Array;
+    };
+    // The same backbone built at 32 px, then at 16 px.
+    const twoSizes = await features((ctx, g) => {
+      const b = makeBackbone('vit', opts);
+      b.build(ctx, g.input('x', [1, 3, 32, 32]));
+      return b.build(ctx, g.input('y', [1, 3, 16, 16])).features;
+    }, values);
+    // A 16-px ViT given, by hand, the CLS position and the 2×2 means of the 8×8 grid.
+    const pos = values.get('pos_embed')!;
+    const small = new Float32Array(17 * dim);
+    small.set(pos.subarray(0, dim));
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++)
+        for (let d = 0; d < dim; d++) {
+          let sum = 0;
+          for (const [dr, dc] of [
+            [0, 0],
+            [0, 1],
+            [1, 0],
+            [1, 1],
+          ])
+            sum += pos[(1 + (2 * r + dr) * 8 + 2 * c + dc) * dim + d];
+          small[(1 + r * 4 + c) * dim + d] = sum / 4;
+        }
+    const byHand = await features(
+      (ctx, g) => makeBackbone('vit', opts).build(ctx, g.input('y', [1, 3, 16, 16])).features,
+      new Map([...values, ['pos_embed', small]]),
+    );
+    Array.from(twoSizes).forEach((v, i) => expect(v).toBeCloseTo(byHand[i], 5));
+    // Gradients reach the learned grid through the resize.
+    const r = await checkGradient({
+      name: 'vit two sizes',
+      inputs: { big: [2, 3, 8, 8], small: [2, 3, 4, 4] },
+      f: ({ big, small }) => {
+        const ctx = new Ctx(big.graph, { training: true, seed: 3 });
+        const b = makeBackbone('vit', opts);
+        return concat([b.build(ctx, big).features, b.build(ctx, small).features], 0);
+      },
+      wrt: ['big', 'small', 'pos_embed'],
+      eps: 1e-3,
+      tol: 2e-2,
+    });
+    expect(r.details).toEqual([]);
   });
 });

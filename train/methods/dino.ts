@@ -11,7 +11,6 @@ import * as o from '../engine/ops.js';
 import { dinoLoss, nextCenter } from '../losses/dino.js';
 import { buffer, encodeViews, teacherCtx, updateBuffer } from './parts.js';
 import type { Method } from './types.js';
-import { UserError } from '../../core/errors.js';
 
 /** MLP → L2-normalised bottleneck → weight-normalised linear layer to K prototypes (weight norm g = 1). */
 function dinoHead(ctx: Ctx, h: Tensor, hp: Record<string, number>): Tensor {
@@ -42,10 +41,6 @@ export const dino: Method = {
   },
   optimizer: { name: 'adamw', lrPer256: 5e-4, weightDecay: 0.04 },
   teacherMomentum: (hp) => hp.ema,
-  validate({ backbone, hp }) {
-    if (backbone === 'vit' && hp.local_crops > 0)
-      throw new UserError(`dino with the vit backbone: local crops need position embeddings for a second size; pass --set local_crops=0`);
-  },
   build(ctx, backbone, views, hp) {
     const student = encodeViews(ctx, backbone, views).map((h) => dinoHead(ctx, h, hp));
     const t = teacherCtx(ctx);

@@ -11,7 +11,6 @@ import * as o from '../engine/ops.js';
 import { queuedCodes, sinkhorn, swappedPrediction } from '../losses/swav.js';
 import { buffer, encodeViews, enqueue, headViews, projector, updateBuffer } from './parts.js';
 import type { Method } from './types.js';
-import { UserError } from '../../core/errors.js';
 
 const usesQueue = (hp: Record<string, number>, batchSize: number) => hp.queue > 0 && batchSize < 256;
 
@@ -34,10 +33,6 @@ export const swav: Method = {
     queue_start_epochs: { default: 1, help: 'epochs before the queue joins the codes (15 of 800 in the paper)' },
   },
   optimizer: { name: 'lars', lrPer256: 0.6, weightDecay: 1e-6 },
-  validate({ backbone, hp }) {
-    if (backbone === 'vit' && hp.local_crops > 0)
-      throw new UserError(`swav with the vit backbone: local crops need position embeddings for a second size; pass --set local_crops=0`);
-  },
   build(ctx, backbone, views, hp, env) {
     const z = headViews(encodeViews(ctx, backbone, views), (h) => this.head!(ctx, h, hp)).map((x) => o.l2normalize(x, 1));
     const c = o.l2normalize(
