@@ -78,7 +78,15 @@ export async function imageToInput(
   field: string,
   o: { inProcessPng?: boolean } = {},
 ): Promise<Float32Array> {
-  const fast = o.inProcessPng !== false && sniff(bytes) === 'png' ? pngAtModelSize(bytes, p, maxPixels) : null;
+  // Only these three formats reach a decoder, whichever decodes them.
+  const type = sniff(bytes);
+  if (!type) {
+    const looksLikeImage = /^(GIF8|II\*|MM\*|<svg|<\?xml|BM)/.test(bytes.toString('latin1', 0, 5));
+    throw looksLikeImage
+      ? new ApiError(400, 'unsupported_image_type', 'only JPEG, PNG and WebP images are accepted', field)
+      : new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
+  }
+  const fast = o.inProcessPng !== false && type === 'png' ? pngAtModelSize(bytes, p, maxPixels) : null;
   return normalise(fast ?? (await decodeWithSharp(bytes, p, maxPixels, field)), p);
 }
 
@@ -92,13 +100,8 @@ function normalise(raw: Uint8Array, p: Preprocessing): Float32Array {
   return out;
 }
 
+/** A JPEG, PNG or WebP through libvips: cover-resize, centre-crop, the model's channels. */
 async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: number, field: string): Promise<Uint8Array> {
-  if (!sniff(bytes)) {
-    const looksLikeImage = /^(GIF8|II\*|MM\*|<svg|<\?xml|BM)/.test(bytes.toString('latin1', 0, 5));
-    throw looksLikeImage
-      ? new ApiError(400, 'unsupported_image_type', 'only JPEG, PNG and WebP images are accepted', field)
-      : new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
-  }
   // One sharp pipeline per image: limitInputPixels is checked from the header before any pixel
   // is decoded, so a decompression bomb costs nothing (a second metadata pass doubled the cost).
   let raw: Buffer;

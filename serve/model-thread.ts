@@ -9,10 +9,20 @@ import type { OnnxEncoder, OnnxEncoderOptions } from '../export/onnx-encoder.js'
 import { siblingModule, startWorker } from '../core/worker.js';
 import { UserError } from '../core/errors.js';
 
-type Meta = Pick<
-  OnnxEncoder,
-  'file' | 'info' | 'input' | 'output' | 'fixedBatch' | 'preprocessing' | 'assumed' | 'pooling' | 'dim' | 'outputKind'
->;
+/** What the service reads of the encoder, sent once by the model thread when it is ready. */
+export const META_KEYS = [
+  'file',
+  'info',
+  'input',
+  'output',
+  'fixedBatch',
+  'preprocessing',
+  'assumed',
+  'pooling',
+  'dim',
+  'outputKind',
+] as const;
+type Meta = Pick<OnnxEncoder, (typeof META_KEYS)[number]>;
 
 type FromWorker =
   | { type: 'log'; line: string }

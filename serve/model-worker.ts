@@ -5,14 +5,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { OnnxEncoder } from '../export/onnx-encoder.js';
 import { UserError } from '../core/errors.js';
+import { META_KEYS } from './model-thread.js';
 
 const port = parentPort!;
 const log = (line: string) => port.postMessage({ type: 'log', line });
 let encoder: OnnxEncoder;
 try {
   encoder = await OnnxEncoder.load(workerData.file, { ...workerData.options, log });
-  const { file, info, input, output, fixedBatch, preprocessing, assumed, pooling, dim, outputKind } = encoder;
-  port.postMessage({ type: 'ready', meta: { file, info, input, output, fixedBatch, preprocessing, assumed, pooling, dim, outputKind } });
+  port.postMessage({ type: 'ready', meta: Object.fromEntries(META_KEYS.map((k) => [k, encoder[k]])) });
 } catch (e) {
   port.postMessage({ type: 'load-error', message: (e as Error).message, user: e instanceof UserError });
   port.close();
