@@ -25,6 +25,8 @@ import { enqueue, scatterRows, softCrossEntropy } from '../../train/methods/part
 import { checkGradient } from '../engine/grad-check.js';
 import { bowTarget } from '../../train/methods/obow.js';
 import { bowProgram } from '../../train/methods/bownet.js';
+import { swav } from '../../train/methods/swav.js';
+import type { RuntimeEnv, StepInfo } from '../../train/methods/types.js';
 
 type M = number[][];
 const rng = new Rng(7);
@@ -406,4 +408,19 @@ describe('gradients of the new losses against finite differences', () => {
       const r = await checkGradient({ name, inputs, f, wrt });
       expect(r.worst, r.details.join('\n')).toBeLessThan(2e-3);
     });
+});
+
+describe('swav queue schedule', () => {
+  it('joins the codes once the queue is full and queue_start_epochs have passed, and only for batches under 256', async () => {
+    const hp = Object.fromEntries(Object.entries(swav.params).map(([k, p]) => [k, p.default]));
+    const feeds = async (batchSize: number, epoch: number, step: number) => {
+      const rt = await swav.runtime!({ hp, batchSize } as unknown as RuntimeEnv);
+      return rt.feeds!({ epoch, step } as StepInfo) as Record<string, number>;
+    };
+    expect(hp.queue).toBe(3840);
+    expect((await feeds(64, 0, 70)).swav_queue_on).toBe(0); // full (70 × 64 ≥ 3840) but epoch 0
+    expect((await feeds(64, 1, 59)).swav_queue_on).toBe(0); // 59 × 64 = 3776 rows: not yet full
+    expect((await feeds(64, 1, 60)).swav_queue_on).toBe(1);
+    expect(await feeds(256, 5, 1000)).not.toHaveProperty('swav_queue_on');
+  });
 });
