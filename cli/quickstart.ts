@@ -129,6 +129,12 @@ export function quickstartCommand(): Command {
       );
       if (!o.serve) return;
       const s = await startServer({ model: modelFile, index: indexFile, gallery: galleryDir, port: o.port, log });
+      // Stop handlers first: whoever reads the ready line may signal at once.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = () => void s.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       process.stdout.write(
         `\nServing ${s.ctx.store!.count} Fashion-MNIST test images at ${s.url}\n` +
           `  demo:     open ${s.url}/ in a browser: search and clustering run in the page (onnxruntime-web)\n` +
@@ -136,10 +142,6 @@ export function quickstartCommand(): Command {
           `  API:      ${s.url}/openapi.json   metrics: ${s.url}/metrics\n` +
           `Ctrl-C stops the service.\n`,
       );
-      await new Promise<void>((resolve) => {
-        const stop = () => void s.close().then(resolve);
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
     });
 }

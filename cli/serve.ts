@@ -53,9 +53,7 @@ export function serveCommand(): Command {
         pooling: 'cls' | 'mean';
       }) => {
         const s = await startServer({ ...f, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
-        process.stdout.write(
-          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json${f.gallery ? `; demo at ${s.url}/` : ''}\n`,
-        );
+        // Stop handlers first: whoever reads the ready line may signal at once.
         const stop = async (sig: string) => {
           process.stderr.write(`${sig}: draining and saving the index\n`);
           await s.close();
@@ -63,6 +61,9 @@ export function serveCommand(): Command {
         };
         process.once('SIGTERM', () => void stop('SIGTERM'));
         process.once('SIGINT', () => void stop('SIGINT'));
+        process.stdout.write(
+          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json${f.gallery ? `; demo at ${s.url}/` : ''}\n`,
+        );
       },
     );
 }
