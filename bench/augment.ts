@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadDataset } from '../train/data/datasets.js';
+import { loadDataset } from '../data/datasets.js';
 import { ViewLoader } from '../train/augment/loader.js';
 import { presetViews } from '../train/augment/presets.js';
 import { channelStats } from '../train/augment/views.js';

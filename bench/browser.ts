@@ -10,9 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { OnnxEncoder } from '../export/onnx-encoder.js';
+import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import { buildIndex } from '../serve/build-index.js';
 import { startServer } from '../serve/server.js';
+import { ensureDemoBuilt } from '../web-demo/build.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,7 +51,14 @@ for (const threads of [1, cores]) {
 // Chromium: the demo page served by sslkit serve (cross-origin isolated, so threads work).
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sslkit-bench-browser-'));
 await buildIndex(model, path.join(dir, 'g.idx'), { data: args.data!, limit: 1000, gallery: path.join(dir, 'gallery'), log: () => {} });
-const server = await startServer({ model, index: path.join(dir, 'g.idx'), gallery: path.join(dir, 'gallery'), port: 0, log: () => {} });
+const server = await startServer({
+  model,
+  index: path.join(dir, 'g.idx'),
+  gallery: path.join(dir, 'gallery'),
+  staticDir: await ensureDemoBuilt(),
+  port: 0,
+  log: () => {},
+});
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],

@@ -13,16 +13,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { train, TrainConfigSchema } from '../train/trainer.js';
+import { train } from '../train/trainer.js';
+import { TrainConfigSchema } from '../train/config.js';
 import { exportRun } from '../export/exporter.js';
-import { evaluate, evaluateEncoder, runEncoder } from '../train/eval/evaluate.js';
-import { encoderSpec, readRunConfig } from '../train/trainer.js';
+import { evaluate, evaluateEncoder, runEncoder } from '../eval/evaluate.js';
+import { encoderSpec } from '../train/config.js';
+import { readRunConfig } from '../train/run.js';
 import { buildEncoderGraph, recalibrateBatchNorm } from '../train/encoder.js';
 import { plainImages } from '../train/augment/views.js';
 import { METHODS } from '../train/methods/index.js';
-import { loadDataset } from '../train/data/datasets.js';
+import { loadDataset } from '../data/datasets.js';
 import { knnAccuracy, normalizeRows } from '../core/vectors.js';
-import { strided } from '../core/image-set.js';
+import { sampleSet } from '../core/image-set.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -70,8 +72,8 @@ console.log(
 // Raw-pixel baseline: kNN (k=200 weighted, cosine) on the same memory and test images.
 const trainSet = await loadDataset(data, 'train', { dataDir });
 const testSet = await loadDataset(data, 'test', { dataDir });
-const mem = strided(trainSet, Number(a.limit));
-const qs = strided(testSet, Number(a['test-limit']));
+const mem = sampleSet(trainSet, Number(a.limit));
+const qs = sampleSet(testSet, Number(a['test-limit']));
 const px = (s: typeof mem) =>
   normalizeRows(
     Float32Array.from(s.pixels, (v) => v / 255),
@@ -111,7 +113,7 @@ async function randomInitRow(): Promise<Record<string, unknown>> {
   const cfg = readRunConfig(out);
   const spec = encoderSpec(cfg);
   const init = new Map([...buildEncoderGraph(spec, new Map(), 1).g.params].map(([n, p]) => [n, p.init.data as Float32Array]));
-  const sample = strided(mem, 2048);
+  const sample = sampleSet(mem, 2048);
   const values = await recalibrateBatchNorm(spec, init, plainImages(sample, cfg.resolved.augment.mean, cfg.resolved.augment.std), sample.n);
   const e = await evaluateEncoder('random init', await runEncoder(out, values), {
     data,

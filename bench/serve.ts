@@ -23,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { OnnxEncoder } from '../export/onnx-encoder.js';
+import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import { Rng } from '../core/random.js';
 import { normalizeRows } from '../core/vectors.js';
 import { saveIndex } from '../serve/index-file.js';

@@ -6,11 +6,19 @@
 import { Graph, type Param } from '../train/engine/graph.js';
 import { Ctx } from '../train/engine/nn.js';
 import { grad } from '../train/engine/autodiff.js';
+import type { ConvGradPlanner } from '../train/engine/conv-grad.js';
 import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
 import { makeBackbone } from '../train/backbones/index.js';
 import { simclr } from '../train/methods/simclr.js';
 
-export function buildSimclrStep(o: { backbone: string; batch: number; channels: number; size: number; fusedBatchNorm?: boolean }) {
+export function buildSimclrStep(o: {
+  backbone: string;
+  batch: number;
+  channels: number;
+  size: number;
+  fusedBatchNorm?: boolean;
+  convGrads?: ConvGradPlanner;
+}) {
   const g = new Graph('train');
   const ctx = new Ctx(g, { training: true, seed: 0, fusedBatchNorm: o.fusedBatchNorm });
   const views = [0, 1].map((i) => g.input(`view${i}`, [o.batch, o.channels, o.size, o.size]));
@@ -25,6 +33,8 @@ export function buildSimclrStep(o: { backbone: string; batch: number; channels: 
   const grads = grad(
     loss,
     trainable.map(([, p]) => p.tensor),
+    undefined,
+    { convGrads: o.convGrads },
   );
   const upd = buildUpdate(g, trainable, grads, { ...DEFAULT_OPTIMIZER, name: 'adamw' });
   g.output(loss, 'loss');

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { Program } from '../train/engine/program.js';
 import { buildSimclrStep } from './simclr-step.js';
 import { tuneConvGrads } from '../train/engine/conv-grad-tuner.js';
-import { convGradShapesSeen } from '../train/engine/conv-grad.js';
+import { ConvGradPlanner } from '../train/engine/conv-grad.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,10 +25,10 @@ const threads = Number(args.threads);
 const steps = Number(args.steps);
 
 async function sslkitStep(backbone: string, batch: number) {
-  convGradShapesSeen.clear();
-  buildSimclrStep({ backbone, batch, channels: 3, size: 32 });
-  await tuneConvGrads({ threads, log: (l) => console.error(`  ${l}`) });
-  const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size: 32 });
+  const convGrads = new ConvGradPlanner();
+  buildSimclrStep({ backbone, batch, channels: 3, size: 32, convGrads });
+  await tuneConvGrads(convGrads, { threads, log: (l) => console.error(`  ${l}`) });
+  const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size: 32, convGrads });
   const prog = await Program.compile(g, { device: 'cpu', threads });
   const times: number[] = [];
   for (let i = 0; i < steps + 2; i++) {

@@ -2,12 +2,13 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { loadDataset, parseDatasetName, cacheDir, type Split } from '../train/data/datasets.js';
-import { fetchFile } from '../train/data/fetch.js';
-import { SOURCES } from '../train/data/sources.js';
+import { loadDataset, parseDatasetName, type Split } from '../data/datasets.js';
+import { cacheDir } from '../core/fs.js';
+import { fetchFile } from '../data/fetch.js';
+import { SOURCES } from '../data/sources.js';
 import { AUGMENT_PRESETS, presetViews, type AugmentPreset } from '../train/augment/presets.js';
 import { augmentView } from '../train/augment/views.js';
-import { fromUint8, type Img } from '../train/augment/transforms.js';
+import { fromUint8, type Img } from '../core/image.js';
 import { Rng } from '../core/random.js';
 import { UserError } from '../core/errors.js';
 import { intOption } from './options.js';

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { evaluate } from '../train/eval/evaluate.js';
+import { evaluate } from '../eval/evaluate.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { intOption } from './options.js';
 
@@ -14,8 +14,16 @@ export function evalCommand(): Command {
     .argument('<run-or-model>', 'run folder from sslkit train, or an ONNX encoder')
     .option('--data <name>', "fashion-mnist, mnist, cifar10 or folder:PATH (default: the run's)")
     .option('--data-dir <dir>', 'look here first for dataset files')
-    .option('--train-limit <n>', 'train images used (evenly spaced; default all)', intOption('--train-limit', 10))
-    .option('--test-limit <n>', 'test images scored (evenly spaced; default all)', intOption('--test-limit', 10))
+    .option(
+      '--train-limit <n>',
+      'train images used (a fixed random sample, stratified by class; the same images as train --limit n; default all)',
+      intOption('--train-limit', 10),
+    )
+    .option(
+      '--test-limit <n>',
+      'test images scored (a fixed random sample, stratified by class; default all)',
+      intOption('--test-limit', 10),
+    )
     .option('--probe-epochs <n>', 'linear probe epochs', intOption('--probe-epochs', 1), 30)
     .option('--out <dir>', 'folder for embedding-map.png and training-curves.png (default: the run folder, or none)')
     .option('--json', 'print the result as JSON')

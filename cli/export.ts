@@ -1,7 +1,7 @@
 /** `sslkit export` and `sslkit inspect`. */
 import { Command, Option } from 'commander';
 import { exportRun } from '../export/exporter.js';
-import { inspectModel, formatModelInfo } from '../export/inspect.js';
+import { inspectModel, formatModelInfo } from '../core/onnx/inspect.js';
 import { intOption } from './options.js';
 
 export function exportCommand(): Command {

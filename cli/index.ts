@@ -12,7 +12,7 @@ export function indexCommand(): Command {
     .requiredOption('--out <file>', 'index file to write')
     .addOption(new Option('--split <split>', 'dataset split').choices(['train', 'test']).default('test'))
     .option('--data-dir <dir>', 'look here first for dataset files')
-    .option('--limit <n>', 'index the first n images only', intOption('--limit', 1))
+    .option('--limit <n>', 'index n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
     .option('--clusters <k>', 'k-means clusters (default: the class count, else √N)', intOption('--clusters', 1))
     .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
     .option('--ann-threshold <n>', 'from this many images, also build and save the HNSW graph', intOption('--ann-threshold', 1), 20000)

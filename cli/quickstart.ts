@@ -8,13 +8,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { loadDataset, cacheDir } from '../train/data/datasets.js';
-import { fetchFile } from '../train/data/fetch.js';
-import { SOURCES } from '../train/data/sources.js';
-import { train, TrainConfigSchema, readRunConfig } from '../train/trainer.js';
+import { loadDataset } from '../data/datasets.js';
+import { cacheDir } from '../core/fs.js';
+import { fetchFile } from '../data/fetch.js';
+import { SOURCES } from '../data/sources.js';
+import { train } from '../train/trainer.js';
+import { TrainConfigSchema } from '../train/config.js';
+import { readRunConfig } from '../train/run.js';
 import { exportRun } from '../export/exporter.js';
 import { buildIndex } from '../serve/build-index.js';
 import { startServer } from '../serve/server.js';
+import { ensureDemoBuilt } from '../web-demo/build.js';
 import { UserError } from '../core/errors.js';
 import { intOption } from './options.js';
 import { trainingProgress } from './progress.js';
@@ -128,7 +132,14 @@ export function quickstartCommand(): Command {
           `Run folder ${path.resolve(o.out)} (config.json, metrics.jsonl, checkpoint.ckpt, model.onnx, gallery.idx, gallery/); ${((Date.now() - t0) / 1000).toFixed(0)} s this time.\n`,
       );
       if (!o.serve) return;
-      const s = await startServer({ model: modelFile, index: indexFile, gallery: galleryDir, port: o.port, log });
+      const s = await startServer({
+        model: modelFile,
+        index: indexFile,
+        gallery: galleryDir,
+        staticDir: await ensureDemoBuilt(log),
+        port: o.port,
+        log,
+      });
       // Stop handlers first: whoever reads the ready line may signal at once.
       const stopped = new Promise<void>((resolve) => {
         const stop = () => void s.close().then(resolve);

@@ -1,6 +1,7 @@
 /** `sslkit serve`. */
 import { Command, Option } from 'commander';
 import { startServer } from '../serve/server.js';
+import { ensureDemoBuilt } from '../web-demo/build.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { intOption } from './options.js';
 
@@ -52,7 +53,8 @@ export function serveCommand(): Command {
         preprocessing?: string;
         pooling: 'cls' | 'mean';
       }) => {
-        const s = await startServer({ ...f, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
+        const staticDir = f.gallery ? await ensureDemoBuilt((l) => process.stderr.write(`${l}\n`)) : undefined;
+        const s = await startServer({ ...f, staticDir, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
         // Stop handlers first: whoever reads the ready line may signal at once.
         const stop = async (sig: string) => {
           process.stderr.write(`${sig}: draining and saving the index\n`);

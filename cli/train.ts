@@ -1,10 +1,14 @@
 /** `sslkit train` and `sslkit methods`. */
 import { Command, Option } from 'commander';
-import { train, TrainConfigSchema, readRunConfig, type TrainConfig } from '../train/trainer.js';
+import { train } from '../train/trainer.js';
+import { RESUMABLE_KEYS, TrainConfigSchema, type TrainConfig } from '../train/config.js';
+import { readRunConfig } from '../train/run.js';
 import { METHODS, getMethod } from '../train/methods/index.js';
 import { BACKBONES } from '../train/backbones/index.js';
 import { AUGMENT_PRESETS } from '../train/augment/presets.js';
 import { DEVICES } from '../core/runtime/session.js';
+import { LR_SCHEDULES, type LrSchedule } from '../train/engine/optim.js';
+import { CONV_INITS, type ConvInit } from '../train/engine/nn.js';
 import { UserError } from '../core/errors.js';
 import { floatOption, intOption, keyValue } from './options.js';
 import { trainingProgress } from './progress.js';
@@ -15,12 +19,14 @@ interface TrainFlags {
   dataDir?: string;
   backbone: string;
   width: number;
+  convInit?: ConvInit;
   epochs?: number;
   batchSize: number;
   lr?: number;
   optimizer?: 'sgd' | 'adamw' | 'lars';
   weightDecay?: number;
   warmupEpochs: number;
+  lrSchedule: LrSchedule;
   clipGradNorm: number;
   augment?: string;
   cropMinScale: number;
@@ -48,18 +54,27 @@ export function trainCommand(): Command {
     .option('--data-dir <dir>', 'look here first for dataset files')
     .addOption(new Option('--backbone <name>', 'encoder network').choices(Object.keys(BACKBONES)).default('convnet'))
     .option('--width <x>', 'backbone width multiplier', floatOption('--width', 0.01), 1)
+    .addOption(
+      new Option(
+        '--conv-init <kind>',
+        "convolution initialiser (default: the backbone's: convnet pytorch, resnet kaiming-fan-out)",
+      ).choices(CONV_INITS),
+    )
     .option('--epochs <n>', "epochs (default 10; with --resume, the run's own unless given: more extends it)", intOption('--epochs', 1))
     .option('--batch-size <n>', 'images per step (each gives the method its views)', intOption('--batch-size', 2), 256)
     .option('--lr <x>', "peak learning rate (default: the method's lr per 256 images × batch/256)", floatOption('--lr'))
     .addOption(new Option('--optimizer <name>', "default: the method's").choices(['sgd', 'adamw', 'lars']))
     .option('--weight-decay <x>', "default: the method's", floatOption('--weight-decay'))
     .option('--warmup-epochs <x>', 'linear warm-up before the cosine decay', floatOption('--warmup-epochs'), 1)
+    .addOption(
+      new Option('--lr-schedule <kind>', 'after the warm-up: cosine decay to 0, or constant').choices(LR_SCHEDULES).default('cosine'),
+    )
     .option('--clip-grad-norm <x>', 'clip the global gradient norm (0 = off)', floatOption('--clip-grad-norm'), 0)
     .addOption(new Option('--augment <preset>', "augmentation preset (default: the method's)").choices(AUGMENT_PRESETS))
     .option('--crop-min-scale <x>', 'smallest random-resized-crop area fraction', floatOption('--crop-min-scale', 0.01), 0.2)
     .option('--teacher <model.onnx>', 'frozen ONNX encoder for distill and bownet (one exported here, or a foreign one)')
     .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
-    .option('--limit <n>', 'train on the first n images only', intOption('--limit', 1))
+    .option('--limit <n>', 'train on n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), 0)
     .addOption(new Option('--device <device>', 'execution provider; falls back to CPU with a log line').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
@@ -71,10 +86,21 @@ export function trainCommand(): Command {
     .option('--no-tune', 'skip measuring conv weight-gradient formulations')
     .option('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoint.ckpt)')
     .option('--resume <dir>', 'continue the run in this folder from its checkpoint')
-    .action(async (f: TrainFlags) => {
+    .action(async (f: TrainFlags, cmd: Command) => {
       const out = f.resume ?? f.out;
       if (!out) throw new UserError('--out <dir> is required (or --resume <dir> to continue a run)');
       const base = f.resume ? readRunConfig(f.resume) : undefined;
+      if (base) {
+        // A run keeps the settings it was trained with; say so rather than ignore a flag.
+        const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+        const resumable = new Set<string>([...RESUMABLE_KEYS, 'tune', 'resume', 'out']);
+        const fixed = Object.keys(f).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !resumable.has(k));
+        if (fixed.length)
+          throw new UserError(
+            `${fixed.map(flagOf).join(', ')} cannot change on --resume: the run keeps the settings in ${f.resume}/config.json; ` +
+              `only ${[...RESUMABLE_KEYS].map(flagOf).join(', ')} and --no-tune can. Start a new run with --out to change the others`,
+          );
+      }
       const input: TrainConfig = TrainConfigSchema.parse({
         ...(base ?? {}),
         method: base?.method ?? f.method,
@@ -82,12 +108,14 @@ export function trainCommand(): Command {
         dataDir: f.dataDir ?? base?.dataDir,
         backbone: base?.backbone ?? f.backbone,
         width: base?.width ?? f.width,
+        convInit: base?.convInit ?? f.convInit,
         epochs: f.epochs ?? base?.epochs ?? 10,
         batchSize: base?.batchSize ?? f.batchSize,
         lr: base?.lr ?? f.lr,
         optimizer: base?.optimizer ?? f.optimizer,
         weightDecay: base?.weightDecay ?? f.weightDecay,
         warmupEpochs: base?.warmupEpochs ?? f.warmupEpochs,
+        lrSchedule: base?.lrSchedule ?? f.lrSchedule,
         clipGradNorm: base?.clipGradNorm ?? f.clipGradNorm,
         augment: base?.augment ?? f.augment,
         cropMinScale: base?.cropMinScale ?? f.cropMinScale,
@@ -97,8 +125,8 @@ export function trainCommand(): Command {
         device: f.device,
         threads: f.threads,
         workers: f.workers,
-        knnMemory: base?.knnMemory ?? f.knnMemory,
-        knnQueries: base?.knnQueries ?? f.knnQueries,
+        knnMemory: cmd.getOptionValueSource('knnMemory') === 'cli' ? f.knnMemory : (base?.knnMemory ?? f.knnMemory),
+        knnQueries: cmd.getOptionValueSource('knnQueries') === 'cli' ? f.knnQueries : (base?.knnQueries ?? f.knnQueries),
         checkpointEvery: f.checkpointEvery,
         maxSteps: f.maxSteps,
         tuneConv: f.tune,

@@ -3,8 +3,9 @@
  * The same compact layout is the on-disk cache (`*.sslds`), so later runs load in seconds.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { UserError } from './errors.js';
+import { Rng } from './random.js';
+import { writeFileAtomic } from './fs.js';
 
 export interface ImageSet {
   n: number;
@@ -21,20 +22,6 @@ export interface ImageSet {
 }
 
 const MAGIC = 'SSLDS1\n';
-
-/** Writes atomically: a temporary file in the same folder, then rename. */
-export function writeFileAtomic(file: string, chunks: (Uint8Array | string)[]): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const c of chunks) fs.writeSync(fd, typeof c === 'string' ? Buffer.from(c) : c);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
 
 export function saveImageSet(file: string, s: ImageSet): void {
   const header = JSON.stringify({ n: s.n, c: s.c, h: s.h, w: s.w, classes: s.classes, labels: !!s.labels, sources: s.sources ?? null });
@@ -91,14 +78,33 @@ export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
   return { ...s, n: idx.length, pixels, labels, sources: s.sources ? Array.from(idx, (i) => s.sources![i]) : undefined };
 }
 
-/** n evenly spaced images (every ⌊N/n⌋-th: class-balanced enough for sorted sets); all of them when n is absent or ≥ N. */
-export function strided(s: ImageSet, n?: number): ImageSet {
+/**
+ * n images drawn at random with `seed`, stratified by class when the set is labelled (each class
+ * keeps its share, rounded by largest remainder), returned in their original order; all of them
+ * when n is absent or ≥ N. Data sets stored class by class (image folders, CIFAR-10's JPEG
+ * layout) make "the first n" one or two classes, so every --limit goes through here.
+ */
+export function sampleSet(s: ImageSet, n?: number, seed = 0): ImageSet {
   if (!n || n >= s.n) return s;
-  const step = s.n / n;
-  return subset(
-    s,
-    Int32Array.from({ length: n }, (_, i) => Math.floor(i * step)),
-  );
+  return subset(s, sampleIndices(s.labels, s.n, n, seed));
+}
+
+export function sampleIndices(labels: Int32Array | null, total: number, n: number, seed = 0): Int32Array {
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < total; i++) {
+    const c = labels ? labels[i] : 0;
+    if (!groups.has(c)) groups.set(c, []);
+    groups.get(c)!.push(i);
+  }
+  const keys = [...groups.keys()].sort((a, b) => a - b);
+  const exact = keys.map((k) => (groups.get(k)!.length * n) / total);
+  const take = exact.map(Math.floor);
+  const byRemainder = keys.map((_, j) => j).sort((a, b) => exact[b] - take[b] - (exact[a] - take[a]) || a - b);
+  for (let r = n - take.reduce((a, b) => a + b, 0), j = 0; r > 0; r--, j++) take[byRemainder[j]]++;
+  const rng = new Rng(seed);
+  const chosen: number[] = [];
+  keys.forEach((k, j) => chosen.push(...rng.shuffle(groups.get(k)!).slice(0, take[j])));
+  return Int32Array.from(chosen.sort((a, b) => a - b));
 }
 
 /** A shared copy of the pixels (workers need a SharedArrayBuffer). */

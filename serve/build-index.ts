@@ -5,12 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadDataset, type Split } from '../train/data/datasets.js';
-import { subset } from '../core/image-set.js';
+import { loadDataset, type Split } from '../data/datasets.js';
+import { sampleSet } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
-import { OnnxEncoder, type OnnxEncoderOptions } from '../export/onnx-encoder.js';
-import { preprocessImages } from '../export/preprocess.js';
+import { OnnxEncoder, type OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
+import { preprocessImages } from '../core/preprocess.js';
 import { saveIndex, type IndexData } from './index-file.js';
 import { exportGallery } from './gallery.js';
 import { IndexStore } from './store.js';
@@ -31,11 +31,7 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
 
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
   let set = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, log: o.log });
-  if (o.limit && o.limit < set.n)
-    set = subset(
-      set,
-      Int32Array.from({ length: o.limit }, (_, i) => i),
-    );
+  set = sampleSet(set, o.limit);
   const enc = await OnnxEncoder.load(modelFile, o);
   const dim = enc.dim;
   const vectors = new Float32Array(set.n * dim);

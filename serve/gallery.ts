@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import type { ImageSet } from '../core/image-set.js';
 import { pca } from '../core/pca.js';
 import { dotAll } from '../core/vectors.js';
-import type { OnnxEncoder } from '../export/onnx-encoder.js';
+import type { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import type { IndexData } from './index-file.js';
 import type { GalleryManifest } from '../core/gallery-format.js';
 

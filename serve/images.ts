@@ -11,7 +11,7 @@ import { decode as decodePng } from 'fast-png';
 
 // Many small images: libvips' operation cache only costs memory here.
 sharp.cache(false);
-import type { Preprocessing } from '../export/onnx-encoder.js';
+import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
 import { ApiError } from './errors.js';
 
 const DATA_URL = /^data:image\/(png|jpeg|jpg|webp);base64,/i;

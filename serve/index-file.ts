@@ -3,10 +3,10 @@
  * clusters of the gallery, in one versioned file written atomically:
  *   "SSLINDEX\n" + a JSON header line + vectors [count, dim] + centroids [k, dim] + assignments [count]
  */
-import type { Preprocessing } from '../export/onnx-encoder.js';
+import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
 import fs from 'node:fs';
 import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/image-set.js';
+import { writeFileAtomic } from '../core/fs.js';
 
 const MAGIC = 'SSLINDEX\n';
 export const INDEX_VERSION = 1;

@@ -5,7 +5,7 @@
  * Same surface as OnnxEncoder for what the service reads; inputs and outputs move, not copy.
  */
 import type { Worker } from 'node:worker_threads';
-import type { OnnxEncoder, OnnxEncoderOptions } from '../export/onnx-encoder.js';
+import type { OnnxEncoder, OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
 import { siblingModule, startWorker } from '../core/worker.js';
 import { UserError } from '../core/errors.js';
 

@@ -3,7 +3,7 @@
  * the HTTP thread. Log lines, load errors and results go back as messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OnnxEncoder } from '../export/onnx-encoder.js';
+import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import { UserError } from '../core/errors.js';
 import { META_KEYS } from './model-thread.js';
 

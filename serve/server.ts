@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
 import { ModelThread } from './model-thread.js';
-import type { Preprocessing } from '../export/onnx-encoder.js';
+import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
 import { IndexStore } from './store.js';
@@ -20,7 +20,6 @@ import { searchRoutes } from './routes/search.js';
 import { indexItemRoutes } from './routes/index-items.js';
 import { systemRoutes } from './routes/system.js';
 import type { ServeContext } from './context.js';
-import { ensureDemoBuilt } from '../web-demo/build.js';
 import { UserError } from '../core/errors.js';
 
 /** The gallery must exist and hold this model's embedding size. */
@@ -66,7 +65,7 @@ export interface ServeOptions {
    * at /demo/model.onnx and the gallery at /demo/gallery/.
    */
   gallery?: string;
-  /** The built page to serve at / (default: web-demo/dist, built when stale). */
+  /** The built page to serve at / with a gallery (`ensureDemoBuilt()` of web-demo/build.ts: building it is the caller's step, not the server's). */
   staticDir?: string;
   log?: (line: string) => void;
 }
@@ -110,7 +109,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
   // Whatever is refused from here on releases the model thread and the index it opened.
   let store: IndexStore | null = null;
-  let demoDir = o.staticDir;
+  const demoDir = o.staticDir;
   try {
     store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold }) : null;
     if (store && store.dim !== encoder.dim)
@@ -122,7 +121,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           `pass the same --preprocessing as to sslkit index`,
       );
     if (o.gallery) {
-      demoDir = o.staticDir ?? (await ensureDemoBuilt(log));
+      if (!o.staticDir) throw new TypeError('startServer: a gallery needs staticDir, the built page (web-demo/build.ts)');
       checkGallery(o.gallery, encoder.dim, o.model);
     }
   } catch (e) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
-import { writeFileAtomic } from '../core/image-set.js';
+import { writeFileAtomic } from '../core/fs.js';
 import { ExactSearch, type Neighbour } from './exact-search.js';
 import { AnnIndex } from './ann.js';
 import { ApiError } from './errors.js';

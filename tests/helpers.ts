@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { train, TrainConfigSchema } from '../train/trainer.js';
+import { train } from '../train/trainer.js';
+import { TrainConfigSchema } from '../train/config.js';
 import { exportRun } from '../export/exporter.js';
 
 export function tmpDir(prefix = 'sslkit-test-'): string {

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/image-set.js';
+import { writeFileAtomic } from '../core/fs.js';
 
 const MAGIC = 'SSLCKPT1\n';
 

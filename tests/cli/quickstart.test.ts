@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { loadDataset } from '../../train/data/datasets.js';
+import { loadDataset } from '../../data/datasets.js';
 import { hasFashion, tmpDir } from '../helpers.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');

@@ -8,9 +8,9 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchFile } from '../../train/data/fetch.js';
-import { SOURCES } from '../../train/data/sources.js';
-import { parseIdx } from '../../train/data/idx.js';
+import { fetchFile } from '../../data/fetch.js';
+import { SOURCES } from '../../data/sources.js';
+import { parseIdx } from '../../data/idx.js';
 import { FASHION_DIR, hasFashion, tmpDir } from '../helpers.js';
 
 describe.runIf(hasFashion)('sslkit data fetch', () => {

@@ -4,10 +4,10 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseIdx } from '../../train/data/idx.js';
-import { parseCifarBatches } from '../../train/data/cifar-binary.js';
-import { loadImageFolder } from '../../train/data/folder.js';
-import { loadDataset } from '../../train/data/datasets.js';
+import { parseIdx } from '../../data/idx.js';
+import { parseCifarBatches } from '../../data/cifar-binary.js';
+import { loadImageFolder } from '../../data/folder.js';
+import { loadDataset } from '../../data/datasets.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
 
 function idxBytes(dims: number[], data: Uint8Array, magicType = 0x08): Buffer {

@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportRun } from '../../export/exporter.js';
-import { inspectModel } from '../../export/inspect.js';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
+import { inspectModel } from '../../core/onnx/inspect.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 import { fromHalfBits, toHalfBits } from '../../export/fp16.js';
 import { hasFashion, isolatedCache, tmpDir, trainTinyRun } from '../helpers.js';
 

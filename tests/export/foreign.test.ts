@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
-import { inspectModel } from '../../export/inspect.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
+import { inspectModel } from '../../core/onnx/inspect.js';
 import { Graph } from '../../train/engine/graph.js';
 import * as o from '../../train/engine/ops.js';
 import { encodeModel } from '../../core/onnx/onnx-proto.js';

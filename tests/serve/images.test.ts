@@ -5,7 +5,7 @@
 import sharp, { type PngOptions, type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { imageToInput, pngAtModelSize } from '../../serve/images.js';
-import type { Preprocessing } from '../../export/onnx-encoder.js';
+import type { Preprocessing } from '../../core/runtime/onnx-encoder.js';
 import { Rng } from '../../core/random.js';
 
 const pre = (channels: number, size = 28): Preprocessing =>

@@ -11,9 +11,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
-import { preprocessImages } from '../../export/preprocess.js';
-import { loadDataset } from '../../train/data/datasets.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
+import { preprocessImages } from '../../core/preprocess.js';
+import { loadDataset } from '../../data/datasets.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');

@@ -5,7 +5,7 @@ import { concat } from '../../train/engine/ops.js';
 import { Ctx } from '../../train/engine/nn.js';
 import { Program } from '../../train/engine/program.js';
 import { makeBackbone } from '../../train/backbones/index.js';
-import { checkGradient } from '../engine/grad-check.js';
+import { checkGradient } from './engine/grad-check.js';
 
 function build(name: string, shape: number[], opts = {}) {
   const g = new Graph('train');

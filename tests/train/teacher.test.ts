@@ -6,14 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train, TrainConfigSchema } from '../../train/trainer.js';
+import { train } from '../../train/trainer.js';
+import { TrainConfigSchema } from '../../train/config.js';
 import { METHODS } from '../../train/methods/index.js';
 import type { Method } from '../../train/methods/types.js';
 import { Ctx, mlp } from '../../train/engine/nn.js';
 import { Graph } from '../../train/engine/graph.js';
 import * as o from '../../train/engine/ops.js';
 import { teacherMomentum } from '../../train/engine/optim.js';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 import { toTeacherInput } from '../../train/methods/distill.js';
 import { buildEncoderGraph, Embedder } from '../../train/encoder.js';
 import { encodeModel } from '../../core/onnx/onnx-proto.js';

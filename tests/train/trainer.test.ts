@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train, TrainConfigSchema, TrainingDiverged, runParameters } from '../../train/trainer.js';
+import { train, TrainingDiverged } from '../../train/trainer.js';
+import { TrainConfigSchema } from '../../train/config.js';
+import { runParameters } from '../../train/run.js';
 import { loadCheckpoint } from '../../train/checkpoint.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
 

@@ -16,10 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR_ARCHIVE, hasCifar, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 import { buildIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { writeDemoSite } from '../../web-demo/site.js';
+import { ensureDemoBuilt } from '../../web-demo/build.js';
 import { imageToInput } from '../../serve/images.js';
 import * as ort from 'onnxruntime-node';
 
@@ -74,7 +75,14 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     indexFile = path.join(work, 'gallery.idx');
     galleryDir = path.join(work, 'gallery');
     await buildIndex(model, indexFile, { data: `folder:${images}`, gallery: galleryDir });
-    server = await startServer({ model, index: indexFile, gallery: galleryDir, port: 0, log: () => {} });
+    server = await startServer({
+      model,
+      index: indexFile,
+      gallery: galleryDir,
+      staticDir: await ensureDemoBuilt(),
+      port: 0,
+      log: () => {},
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -251,7 +259,14 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     const vit = await tinyModel({ data: `folder:${images}`, dataDir: undefined, backbone: 'vit', batchSize: 64, limit: 256, width: 1 });
     const gal = path.join(work, 'vit-gallery');
     await buildIndex(vit, path.join(work, 'vit.idx'), { data: `folder:${images}`, gallery: gal, limit: 200 });
-    const s = await startServer({ model: vit, index: path.join(work, 'vit.idx'), gallery: gal, port: 0, log: () => {} });
+    const s = await startServer({
+      model: vit,
+      index: path.join(work, 'vit.idx'),
+      gallery: gal,
+      staticDir: await ensureDemoBuilt(),
+      port: 0,
+      log: () => {},
+    });
     const ctx = await browser.newContext();
     try {
       const p = await ctx.newPage();
@@ -284,7 +299,7 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
 
   it('the service refuses a gallery made with another model', async () => {
     const bad = path.join(work, 'site', 'bad-gallery');
-    await expect(startServer({ model, gallery: bad, port: 0, log: () => {} })).rejects.toThrow(
+    await expect(startServer({ model, gallery: bad, staticDir: await ensureDemoBuilt(), port: 0, log: () => {} })).rejects.toThrow(
       /holds \d+-d embeddings but .* gives \d+-d ones/,
     );
   });

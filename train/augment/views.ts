@@ -5,17 +5,8 @@
  */
 import { Rng } from '../../core/random.js';
 import type { AugmentConfig, ViewSpec } from './presets.js';
-import {
-  colorJitter,
-  cropResize,
-  fromUint8,
-  gaussianBlur,
-  grayscale,
-  normalizeInto,
-  sampleCropBox,
-  solarize,
-  type Img,
-} from './transforms.js';
+import { colorJitter, gaussianBlur, grayscale, sampleCropBox, solarize } from './transforms.js';
+import { cropResize, fromUint8, normalizeInto, type Img } from '../../core/image.js';
 
 export interface PixelSource {
   pixels: Uint8Array;

@@ -4,12 +4,16 @@
  * along paths from the wanted tensors to the loss, stop at stop-gradient nodes, and are summed for
  * values used more than once. An op without a rule on such a path is an error that names it.
  */
-import { OPS, type Tensor } from './graph.js';
+import { OPS, type GradEnv, type Tensor } from './graph.js';
 import { add, zeros } from './ops.js';
 import { sameShape } from './shape.js';
+import './conv-grad.js'; // Conv's and ConvTranspose's gradient rules
 
-/** Gradients of `loss` (a scalar, or any tensor when `seed` is its cotangent) w.r.t. `wrt`. */
-export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor): Tensor[] {
+/**
+ * Gradients of `loss` (a scalar, or any tensor when `seed` is its cotangent) w.r.t. `wrt`. `env`
+ * reaches every gradient rule (the conv weight-gradient planner).
+ */
+export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor, env: GradEnv = {}): Tensor[] {
   const g = loss.graph;
   if (!seed && loss.rank !== 0 && loss.size !== 1)
     throw new RangeError(`grad: the loss '${loss.name}' has shape [${loss.shape}]; a scalar (or a seed) is needed`);
@@ -36,7 +40,7 @@ export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor): Tensor[] {
     if (!wanted.some(Boolean)) continue;
     const rule = OPS[node.op].vjp;
     if (!rule) throw new TypeError(`grad: op '${node.op}' (output '${node.outputs[0].name}') has no gradient rule`);
-    const dIn = rule(node, dOut);
+    const dIn = rule(node, dOut, env);
     node.inputs.forEach((t, i) => {
       const d = dIn[i];
       if (!wanted[i] || !t || !d) return;

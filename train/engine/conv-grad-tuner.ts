@@ -10,15 +10,14 @@ import { Program } from './program.js';
 import {
   CONV_GRAD_PLANS,
   convGradKey,
-  convGradPlans,
-  convGradShapesSeen,
   convWeightGrad,
   planApplies,
   type ConvGradPlan,
+  type ConvGradPlanner,
   type ConvGradShape,
 } from './conv-grad.js';
-import { cacheDir } from '../data/datasets.js';
-import { writeFileAtomic } from '../../core/image-set.js';
+import { cacheDir } from '../../core/fs.js';
+import { writeFileAtomic } from '../../core/fs.js';
 
 const cacheFile = () => path.join(cacheDir(), 'conv-grad-plans.json');
 
@@ -39,7 +38,10 @@ export async function timePlan(s: ConvGradShape, plan: ConvGradPlan, threads: nu
   const g = new Graph('train');
   const x = g.input('x', s.x);
   const dy = g.input('dy', s.dy);
-  g.output(convWeightGrad(x, dy, s.w, { strides: s.strides, pads: s.pads, dilations: s.dilations, group: 1 }, plan), 'dw');
+  g.output(
+    convWeightGrad(x, dy, s.w, { strides: s.strides, pads: s.pads, dilations: s.dilations, group: 1 }, () => plan),
+    'dw',
+  );
   const prog = await Program.compile(g, { threads });
   const feeds = {
     x: Float32Array.from({ length: s.x.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)),
@@ -57,14 +59,14 @@ export async function timePlan(s: ConvGradShape, plan: ConvGradPlan, threads: nu
 }
 
 /**
- * Measures every shape the builder met that has no plan yet; returns true when a plan changed
- * (the caller rebuilds its graph).
+ * Measures every shape the planner met that has no measured plan yet (or takes it from the cache)
+ * and records the plans in it; returns true when a plan changed (the caller rebuilds its graph).
  */
-export async function tuneConvGrads(o: { threads: number; log?: (l: string) => void }): Promise<boolean> {
+export async function tuneConvGrads(planner: ConvGradPlanner, o: { threads: number; log?: (l: string) => void }): Promise<boolean> {
   const cache = readCache();
   let changed = false;
   let measured = 0;
-  for (const [key, shape] of convGradShapesSeen) {
+  for (const [key, shape] of planner.seen) {
     const ck = `${key}_t${o.threads}`;
     let plan: ConvGradPlan = cache[ck];
     if (!plan) {
@@ -78,8 +80,8 @@ export async function tuneConvGrads(o: { threads: number; log?: (l: string) => v
       cache[ck] = plan!;
       measured++;
     }
-    if (convGradPlans.get(convGradKey(shape)) !== plan) {
-      convGradPlans.set(convGradKey(shape), plan);
+    if (planner.plans.get(convGradKey(shape)) !== plan) {
+      planner.plans.set(convGradKey(shape), plan);
       changed = true;
     }
   }

@@ -2,6 +2,8 @@
  * The weight gradient of a 2-D convolution, the hot spot of a training step. ORT has no ConvGrad
  * kernel, so it is written with standard ops; the fastest formulation depends on the layer's
  * shape (ENGINE-NOTES.md), so each shape gets a plan, chosen by measurement (conv-grad-tuner.ts).
+ * This file also holds Conv's and ConvTranspose's gradient rules, which need the plans; ops.ts
+ * defines their shapes, so the two files do not import each other.
  *
  *   dW[m, c, i, j] = Σ_{n, oh, ow} dy[n, m, oh, ow] · x_pad[n, c, oh·s + i·d, ow·s + j·d]
  *
@@ -11,35 +13,17 @@
  * (stride 1: positions flattened over the padded width, so every tap is one contiguous slice; dy
  * gets zero columns where a flattened window wraps past the row end).
  */
-import type { Tensor } from './graph.js';
-import { concat, conv, gemm, pad, reshape, slice, transpose, unsqueeze } from './ops.js';
+import { defineVjp, type Attrs, type ConvShape, type GradEnv, type Tensor } from './graph.js';
+import { concat, conv, convTranspose, gather, gemm, pad, reduceSum, reshape, slice, transpose, unsqueeze } from './ops.js';
+import { convTransposeOut } from './shape.js';
 
 export type ConvGradPlan = 'im2col' | 'shifted' | 'pointwise' | 'correlate' | 'flat';
 export const CONV_GRAD_PLANS: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise', 'correlate', 'flat'];
 
-export interface ConvGradShape {
-  x: number[];
-  dy: number[];
-  w: number[];
-  strides: number[];
-  pads: number[];
-  dilations: number[];
-  group: number;
-}
+export type ConvGradShape = ConvShape;
 
 export const convGradKey = (s: ConvGradShape): string =>
   `x${s.x.join('x')}_w${s.w.join('x')}_s${s.strides.join(',')}_p${s.pads.join(',')}_d${s.dilations.join(',')}_g${s.group}`;
-
-/** Plans chosen by measurement, by shape key; shapes not in here use the heuristic. */
-export const convGradPlans = new Map<string, ConvGradPlan>();
-/** Every shape the builder met since the last reset (the tuner measures these). */
-export const convGradShapesSeen = new Map<string, ConvGradShape>();
-
-let override: ConvGradPlan | undefined;
-/** Forces one plan for every shape where it applies (tests and the tuner); undefined restores. */
-export function setConvGradOverride(plan: ConvGradPlan | undefined): void {
-  override = plan;
-}
 
 export function planApplies(plan: ConvGradPlan, s: ConvGradShape): boolean {
   if (plan === 'pointwise') return s.w[2] === 1 && s.w[3] === 1 && s.pads.every((p) => p === 0) && s.strides.every((v) => v === 1);
@@ -54,12 +38,85 @@ function heuristicPlan(s: ConvGradShape): ConvGradPlan {
   return rows * s.x[1] * s.w[2] * s.w[3] > 16e6 ? 'shifted' : 'im2col';
 }
 
+/**
+ * One builder's choice of weight-gradient plans: measured plans by shape (conv-grad-tuner.ts
+ * fills them), the heuristic elsewhere, and the shapes met while building (what the tuner
+ * measures). Passed to grad() in its GradEnv, so two builds never share state by accident.
+ */
+export class ConvGradPlanner {
+  /** Plans chosen by measurement, by shape key. */
+  readonly plans = new Map<string, ConvGradPlan>();
+  /** Every shape met since this planner was made. */
+  readonly seen = new Map<string, ConvGradShape>();
+
+  /** `force`: one plan for every shape where it applies (tests). */
+  constructor(readonly force?: ConvGradPlan) {}
+
+  choose(shape: ConvGradShape): ConvGradPlan {
+    const key = convGradKey(shape);
+    this.seen.set(key, shape);
+    if (this.force && planApplies(this.force, shape)) return this.force;
+    return this.plans.get(key) ?? heuristicPlan(shape);
+  }
+}
+
+const planFor = (env: GradEnv, shape: ConvGradShape): ConvGradPlan =>
+  (env.convGrads?.choose(shape) as ConvGradPlan | undefined) ?? heuristicPlan(shape);
+
+const biasGrad = (dy: Tensor, nd: number) => reduceSum(dy, [0, ...Array.from({ length: nd }, (_, i) => i + 2)]);
+const convOpts = (attrs: Attrs) => ({
+  strides: attrs.strides as number[],
+  pads: attrs.pads as number[],
+  dilations: attrs.dilations as number[],
+  group: attrs.group as number,
+});
+
+defineVjp('Conv', ({ inputs: [x, w, b], outputs: [y], attrs }, [dy], env) => {
+  const nd = (attrs.kernel_shape as number[]).length;
+  const dx = convInputGrad(x!, y, dy!, w!, attrs);
+  const dw = convWeightGrad(x!, dy!, w!.dims, convOpts(attrs), (s) => planFor(env, s));
+  return b ? [dx, dw, biasGrad(dy!, nd)] : [dx, dw];
+});
+
+defineVjp('ConvTranspose', ({ inputs: [x, w, b], attrs }, [dy], env) => {
+  const nd = (attrs.kernel_shape as number[]).length;
+  const o = convOpts(attrs);
+  // ConvTranspose is the adjoint of Conv with the same weight: its input gradient is that Conv,
+  // and its weight gradient is Conv's weight gradient with the roles of input and output swapped.
+  const dx = conv(dy!, w!, null, o);
+  const dw = convWeightGrad(dy!, x!, w!.dims, o, (s) => planFor(env, s));
+  return b ? [dx, dw, biasGrad(dy!, nd)] : [dx, dw];
+});
+
+/**
+ * dX of a convolution. Stride 1, one group: a plain Conv of dy with the spatially flipped,
+ * channel-swapped weight and pads d(k−1)−p (ORT's Conv is much faster than its ConvTranspose);
+ * otherwise the transposed convolution with the same weight, sized back to x exactly.
+ */
+function convInputGrad(x: Tensor, y: Tensor, dy: Tensor, w: Tensor, attrs: Attrs): Tensor {
+  const k = attrs.kernel_shape as number[];
+  const { strides: s, pads: p, dilations: d, group } = convOpts(attrs);
+  const nd = k.length;
+  if (group === 1 && nd === 2 && s.every((v) => v === 1)) {
+    const pads = [0, 1].map((i) => d[i] * (k[i] - 1) - p[i]).concat([0, 1].map((i) => d[i] * (k[i] - 1) - p[i + nd]));
+    if (pads.every((v) => v >= 0)) {
+      const rev = (n: number) => x.graph.int64s(Array.from({ length: n }, (_, i) => n - 1 - i));
+      const flipped = k[0] * k[1] === 1 ? w : gather(gather(w, rev(k[0]), 2), rev(k[1]), 3);
+      return conv(dy, transpose(flipped, [1, 0, 2, 3]), null, { pads, dilations: d });
+    }
+  }
+  const outputPadding = x.dims
+    .slice(2)
+    .map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
+  return convTranspose(dy, w, { strides: s, pads: p, dilations: d, group, outputPadding });
+}
+
 export function convWeightGrad(
   x: Tensor,
   dy: Tensor,
   wDims: number[],
   o: { strides: number[]; pads: number[]; dilations: number[]; group: number },
-  forcePlan?: ConvGradPlan,
+  choose: (shape: ConvGradShape) => ConvGradPlan = heuristicPlan,
 ): Tensor {
   if (x.rank !== 4) throw new RangeError(`Conv weight gradient: only 2-D convolutions are supported, input is [${x.shape}]`);
   if (o.group > 1) {
@@ -72,16 +129,12 @@ export function convWeightGrad(
         slice(dy, [g * M], [(g + 1) * M], [1]),
         [M, ...wDims.slice(1)],
         { ...o, group: 1 },
-        forcePlan,
+        choose,
       ),
     );
     return concat(parts, 0);
   }
-  const shape: ConvGradShape = { x: x.dims, dy: dy.dims, w: wDims, ...o };
-  const key = convGradKey(shape);
-  convGradShapesSeen.set(key, shape);
-  const forced = forcePlan ?? override;
-  const plan = forced && planApplies(forced, shape) ? forced : (convGradPlans.get(key) ?? heuristicPlan(shape));
+  const plan = choose({ x: x.dims, dy: dy.dims, w: wDims, ...o });
   const [M, C, kh, kw] = wDims;
   const [N, , OH, OW] = dy.dims;
   const P = N * OH * OW;

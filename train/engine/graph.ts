@@ -68,14 +68,37 @@ export interface OpDef {
   /** Output shapes and dtypes from the input tensors and attributes. */
   shape(inputs: (Tensor | null)[], attrs: Attrs): { shape: Shape; dtype: DType }[];
   /** Given the output gradients (null where none flows), one gradient per input, or null. */
-  vjp?(node: Node, dOut: (Tensor | null)[]): (Tensor | null)[];
+  vjp?(node: Node, dOut: (Tensor | null)[], env: GradEnv): (Tensor | null)[];
   /** Inputs that never carry gradients (indices, shapes, masks). */
   nonDiff?: number[];
+}
+
+/** What gradient rules may consult while grad() runs: passed in by the caller, never module state. */
+export interface GradEnv {
+  /** Picks the conv weight-gradient formulation per layer shape (engine/conv-grad.ts, ConvGradPlanner). */
+  convGrads?: { choose(shape: ConvShape): string };
+}
+
+/** A 2-D convolution's shapes and attributes, as the weight-gradient planner keys them. */
+export interface ConvShape {
+  x: number[];
+  dy: number[];
+  w: number[];
+  strides: number[];
+  pads: number[];
+  dilations: number[];
+  group: number;
 }
 
 export const OPS: Record<string, OpDef> = {};
 export function defineOp(op: string, def: OpDef): void {
   OPS[op] = def;
+}
+
+/** Adds the gradient rule of an op whose shape rule is defined elsewhere (rules that need modules above ops.ts). */
+export function defineVjp(op: string, vjp: NonNullable<OpDef['vjp']>): void {
+  if (!OPS[op]) throw new TypeError(`defineVjp: op '${op}' is not defined`);
+  OPS[op].vjp = vjp;
 }
 
 export type ParamRole = 'weight' | 'bias' | 'norm' | 'buffer' | 'teacher';

@@ -8,6 +8,15 @@ import { Graph, tensorData, type ParamRole, type Tensor } from './graph.js';
 import * as o from './ops.js';
 import { Rng } from '../../core/random.js';
 
+/**
+ * `pytorch`: nn.Conv2d's own default, U(±1/√fan_in). `kaiming-fan-out`: N(0, 2/fan_out), which
+ * torchvision's ResNet sets explicitly. With BatchNorm after the conv the scale does not change
+ * the function but sets the effective step size: under Adam the angular update is ∝ lr/‖w‖, and
+ * fan-out Kaiming weights are √6 ≈ 2.4× larger than the default on a square 3×3 layer.
+ */
+export const CONV_INITS = ['pytorch', 'kaiming-fan-out'] as const;
+export type ConvInit = (typeof CONV_INITS)[number];
+
 export class Ctx {
   /** Extra named outputs a network exposes (e.g. ViT attention maps). */
   readonly taps = new Map<string, Tensor>();
@@ -31,6 +40,8 @@ export class Ctx {
       teacher?: boolean;
       /** Training-mode BatchNorm as ORT's fused kernel (CPU, CUDA) or composed (WebGPU has none). */
       fusedBatchNorm?: boolean;
+      /** Convolution weights' initialiser; unset, each backbone picks the one its PyTorch original has. */
+      convInit?: ConvInit;
     },
   ) {}
 
@@ -41,6 +52,11 @@ export class Ctx {
 
   get training(): boolean {
     return this.o.training;
+  }
+
+  /** This context with `convInit` set, unless the caller already chose one (same graph, same parameters). */
+  withConvInit(convInit: ConvInit): Ctx {
+    return this.o.convInit ? this : new Ctx(this.g, { ...this.o, convInit });
   }
 
   /** Runs `f` with `name` pushed on the parameter scope. */
@@ -114,8 +130,10 @@ export function conv2d(ctx: Ctx, name: string, x: Tensor, outChannels: number, c
     const inC = x.shape[1] as number;
     const k = c.kernel;
     const groups = c.groups ?? 1;
-    const w = ctx.param('weight', [outChannels, inC / groups, k, k], init.kaimingNormal((outChannels * k * k) / groups));
-    const b = c.bias ? ctx.param('bias', [outChannels], init.uniformFanIn((inC * k * k) / groups), 'bias') : null;
+    const fanIn = (inC * k * k) / groups;
+    const wInit = ctx.o.convInit === 'pytorch' ? init.uniformFanIn(fanIn) : init.kaimingNormal((outChannels * k * k) / groups);
+    const w = ctx.param('weight', [outChannels, inC / groups, k, k], wInit);
+    const b = c.bias ? ctx.param('bias', [outChannels], init.uniformFanIn(fanIn), 'bias') : null;
     const p = c.padding ?? 0;
     return o.conv(x, w, b, { strides: [c.stride ?? 1, c.stride ?? 1], pads: [p, p, p, p], group: groups });
   });

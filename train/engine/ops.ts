@@ -7,7 +7,6 @@
 import { defineOp, Tensor, tensorData, type Attrs, type Shape, type Graph, type Node } from './graph.js';
 import type { DType } from '../../core/onnx/onnx-proto.js';
 import { broadcastShapes, convOut, convTransposeOut, normAxis, numel, sameShape } from './shape.js';
-import { convWeightGrad } from './conv-grad.js';
 import { resizeMatrix, type ResizeOptions } from './resize-matrix.js';
 
 type T = Tensor;
@@ -594,43 +593,8 @@ defineOp('Conv', {
     const spatial = x.shape.slice(2).map((sz, i) => convOut('Conv', sz, k[i], s[i], p[i], p[i + nd], d[i]));
     return [{ shape: [x.shape[0], w.shape[0], ...spatial], dtype: x.dtype }];
   },
-  vjp: ({ inputs: [x, w, b], outputs: [y], attrs }, [dy]) => {
-    const k = attrs.kernel_shape as number[];
-    const s = attrs.strides as number[];
-    const p = attrs.pads as number[];
-    const d = attrs.dilations as number[];
-    const nd = k.length;
-    const dx = convInputGrad(x!, y, dy!, w!, attrs);
-    const dw = convWeightGrad(x!, dy!, w!.dims, { strides: s, pads: p, dilations: d, group: attrs.group as number });
-    const db = b ? reduceSum(dy!, [0, ...Array.from({ length: nd }, (_, i) => i + 2)]) : null;
-    return b ? [dx, dw, db] : [dx, dw];
-  },
 });
-/**
- * dX of a convolution. Stride 1, one group: a plain Conv of dy with the spatially flipped,
- * channel-swapped weight and pads d(k−1)−p (ORT's Conv is much faster than its ConvTranspose);
- * otherwise the transposed convolution with the same weight, sized back to x exactly.
- */
-function convInputGrad(x: T, y: T, dy: T, w: T, attrs: Attrs): T {
-  const k = attrs.kernel_shape as number[];
-  const s = attrs.strides as number[];
-  const p = attrs.pads as number[];
-  const d = attrs.dilations as number[];
-  const nd = k.length;
-  const group = attrs.group as number;
-  if (group === 1 && nd === 2 && s.every((v) => v === 1)) {
-    const pads = [0, 1].map((i) => d[i] * (k[i] - 1) - p[i]).concat([0, 1].map((i) => d[i] * (k[i] - 1) - p[i + nd]));
-    if (pads.every((v) => v >= 0)) {
-      const rev = (n: number) => x.graph.int64s(Array.from({ length: n }, (_, i) => n - 1 - i));
-      const flipped = k[0] * k[1] === 1 ? w : gather(gather(w, rev(k[0]), 2), rev(k[1]), 3);
-      return conv(dy, transpose(flipped, [1, 0, 2, 3]), null, { pads, dilations: d });
-    }
-  }
-  const outputPadding = x.dims
-    .slice(2)
-    .map((sz, i) => sz - (convTransposeOut(y.dims[i + 2], k[i], s[i], p[i], p[i + nd], d[i], 0) as number));
-  return convTranspose(dy, w, { strides: s, pads: p, dilations: d, group, outputPadding });
-}
+// Conv's and ConvTranspose's gradient rules are in conv-grad.ts (autodiff.ts loads them).
 
 export function conv(x: T, w: T, b: T | null, o: ConvOptions = {}): T {
   return x.graph.emit('Conv', b ? [x, w, b] : [x, w], convAttrs(o, w.dims.slice(2)))[0];
@@ -647,21 +611,6 @@ defineOp('ConvTranspose', {
     const nd = k.length;
     const spatial = x.shape.slice(2).map((sz, i) => convTransposeOut(sz, k[i], s[i], p[i], p[i + nd], d[i], op[i]));
     return [{ shape: [x.shape[0], (w.shape[1] as number) * (a.group as number), ...spatial], dtype: x.dtype }];
-  },
-  vjp: ({ inputs: [x, w, b], attrs }, [dy]) => {
-    const nd = (attrs.kernel_shape as number[]).length;
-    const o = {
-      strides: attrs.strides as number[],
-      pads: attrs.pads as number[],
-      dilations: attrs.dilations as number[],
-      group: attrs.group as number,
-    };
-    // ConvTranspose is the adjoint of Conv with the same weight: its input gradient is that Conv,
-    // and its weight gradient is Conv's weight gradient with the roles of input and output swapped.
-    const dx = conv(dy!, w!, null, o);
-    const dw = convWeightGrad(dy!, x!, w!.dims, o);
-    const db = b ? reduceSum(dy!, [0, ...Array.from({ length: nd }, (_, i) => i + 2)]) : null;
-    return b ? [dx, dw, db] : [dx, dw];
   },
 });
 export function convTranspose(x: T, w: T, o: ConvOptions & { outputPadding?: number[]; bias?: T } = {}): T {

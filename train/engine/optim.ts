@@ -41,10 +41,9 @@ export interface UpdateGraph {
   state: Map<string, { input: Tensor; next: Tensor }>;
   /** The global gradient norm before clipping (a metric). */
   gradNorm: Tensor;
+  /** The scalar inputs this update reads at a step (0-based) with scheduled rate `lr` and peak `peakLr`. */
+  feeds(step: number, lr: number, peakLr: number): Record<string, number>;
 }
-
-/** Slots per optimiser, in the order they are created. */
-export const STATE_SLOTS: Record<OptimizerConfig['name'], string[]> = { sgd: ['v'], adamw: ['m', 'v'], lars: ['v'] };
 
 /**
  * `fixedLr(name)` marks parameters that keep the peak learning rate, fed as `lr_fixed`, instead
@@ -64,7 +63,13 @@ export function buildUpdate(
   if (cfg.clipGradNorm > 0) scale = o.minimum(o.div(cfg.clipGradNorm, o.add(gradNorm, 1e-6)), 1);
   const bc1 = cfg.name === 'adamw' ? g.input('adam_bc1', []) : null;
   const bc2 = cfg.name === 'adamw' ? g.input('adam_bc2', []) : null;
-  const out: UpdateGraph = { params: new Map(), state: new Map(), gradNorm };
+  const feeds = (step: number, lr: number, peakLr: number): Record<string, number> => ({
+    lr,
+    ...(fixed ? { lr_fixed: peakLr } : {}),
+    // Adam's bias corrections 1 − βᵗ for t = step + 1.
+    ...(bc1 ? { adam_bc1: 1 - Math.pow(cfg.beta1, step + 1), adam_bc2: 1 - Math.pow(cfg.beta2, step + 1) } : {}),
+  });
+  const out: UpdateGraph = { params: new Map(), state: new Map(), gradNorm, feeds };
   params.forEach(([name, prm], i) => {
     const lr = fixed && fixedLr(name) ? fixed : scheduled;
     const p = prm.tensor;
@@ -103,7 +108,12 @@ export function buildUpdate(
   return out;
 }
 
+export const LR_SCHEDULES = ['cosine', 'constant'] as const;
+export type LrSchedule = (typeof LR_SCHEDULES)[number];
+
 export interface ScheduleConfig {
+  /** After the warm-up: cosine decay to minLrRatio·peak (the SSL papers' default), or the peak throughout. */
+  kind?: LrSchedule;
   /** Peak learning rate. */
   lr: number;
   warmupSteps: number;
@@ -112,9 +122,10 @@ export interface ScheduleConfig {
   minLrRatio: number;
 }
 
-/** Linear warm-up to the peak, then cosine decay to minLrRatio·peak. */
+/** Linear warm-up to the peak, then cosine decay to minLrRatio·peak (or the peak, for a constant schedule). */
 export function learningRate(step: number, s: ScheduleConfig): number {
   if (step < s.warmupSteps) return (s.lr * (step + 1)) / s.warmupSteps;
+  if (s.kind === 'constant') return s.lr;
   const t = Math.min(1, (step - s.warmupSteps) / Math.max(1, s.totalSteps - s.warmupSteps));
   const min = s.lr * s.minLrRatio;
   return min + 0.5 * (s.lr - min) * (1 + Math.cos(Math.PI * t));

@@ -8,7 +8,10 @@ import type { Graph, Tensor } from './graph.js';
 import * as o from './ops.js';
 
 /** New values of every teacher parameter, from the student's updated parameters. */
-export function emaUpdate(g: Graph, studentNext: Map<string, Tensor>): { momentum: Tensor; next: Map<string, Tensor> } {
+export function emaUpdate(
+  g: Graph,
+  studentNext: Map<string, Tensor>,
+): { momentum: Tensor; next: Map<string, Tensor>; feeds: (momentum: number) => Record<string, number> } {
   const momentum = g.input('teacher_momentum', []);
   const next = new Map<string, Tensor>();
   for (const [name, p] of g.params) {
@@ -18,5 +21,5 @@ export function emaUpdate(g: Graph, studentNext: Map<string, Tensor>): { momentu
     if (!s) throw new TypeError(`teacher parameter '${name}' has no trained student parameter '${student}'`);
     next.set(name, o.add(o.mul(p.tensor, momentum), o.mul(s, o.sub(1, momentum))));
   }
-  return { momentum, next };
+  return { momentum, next, feeds: (m) => ({ teacher_momentum: m }) };
 }

@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { eye } from '../methods/parts.js';
+import { eye } from './common.js';
 
 export function standardize(z: Tensor, eps = 1e-5): Tensor {
   const c = o.sub(z, o.reduceMean(z, [0], true));

@@ -6,7 +6,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { rowCosine } from '../methods/parts.js';
+import { rowCosine } from './common.js';
 
 export function byolLoss(p: Tensor, z: Tensor): Tensor {
   return o.sub(2, o.mul(o.reduceMean(rowCosine(p, o.stopGradient(z))), 2));

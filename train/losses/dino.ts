@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { crossViewPairs, softCrossEntropy } from '../methods/parts.js';
+import { crossViewPairs, softCrossEntropy } from './common.js';
 
 export function dinoLoss(student: Tensor[], teacher: Tensor[], center: Tensor, studentTemp: number, teacherTemp: Tensor | number): Tensor {
   const targets = teacher.map((t) => o.stopGradient(o.softmax(o.div(o.sub(t, center), teacherTemp), 1)));

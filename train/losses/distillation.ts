@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { rowCosine } from '../methods/parts.js';
+import { rowCosine } from './common.js';
 
 export type DistillLoss = 'cosine' | 'mse' | 'kl';
 

@@ -6,7 +6,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { crossViewPairs, softCrossEntropy } from '../methods/parts.js';
+import { crossViewPairs, softCrossEntropy } from './common.js';
 
 /**
  * Equipartitioned soft assignments of B samples to K prototypes from scores [B, K]:

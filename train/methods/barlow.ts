@@ -3,7 +3,7 @@
  * projections is pushed to the identity: invariance on the diagonal, redundancy reduction off it.
  */
 import { barlowTwinsLoss } from '../losses/barlow-twins.js';
-import { encodeViews, headViews, projector } from './parts.js';
+import { encodeViews, headViews, projector } from './heads.js';
 import type { Method } from './types.js';
 
 export const barlow: Method = {

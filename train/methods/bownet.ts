@@ -16,13 +16,14 @@ import { linear } from '../engine/nn.js';
 import { Graph, tensorData } from '../engine/graph.js';
 import { Program } from '../engine/program.js';
 import * as o from '../engine/ops.js';
-import { softCrossEntropy } from './parts.js';
+import { softCrossEntropy } from '../losses/common.js';
 import type { Method, RuntimeEnv } from './types.js';
 import { toTeacherInput } from './distill.js';
+import { writeFileAtomic } from '../../core/fs.js';
 import { UserError } from '../../core/errors.js';
 import { createSession } from '../../core/runtime/session.js';
 import { kmeans } from '../../core/kmeans.js';
-import { OnnxEncoder, type Preprocessing } from '../../export/onnx-encoder.js';
+import { OnnxEncoder, type Preprocessing } from '../../core/runtime/onnx-encoder.js';
 
 /** A frozen encoder's local features [n, L, C], L2-normalised per location. */
 class LocalFeatureTeacher {
@@ -153,8 +154,7 @@ export const bownet: Method = {
       if (want === round) return;
       const file = path.join(env.runDir, `bownet-teacher-round${want}.onnx`);
       if (!fs.existsSync(file)) {
-        fs.writeFileSync(`${file}.tmp`, env.encoderOnnx(state));
-        fs.renameSync(`${file}.tmp`, file);
+        writeFileAtomic(file, [env.encoderOnnx(state)]);
         log(`bownet: round ${want}: the student is the teacher (${file})`);
       } else log(`bownet: round ${want}: resuming with its teacher ${file}`);
       await teacher.release();
@@ -184,8 +184,7 @@ export const bownet: Method = {
         saved = new Float32Array(1 + hp.vocab * C);
         saved[0] = delta;
         saved.set(km.centroids.subarray(0, hp.vocab * C), 1);
-        fs.writeFileSync(`${file}.tmp`, saved);
-        fs.renameSync(`${file}.tmp`, file);
+        writeFileAtomic(file, [new Uint8Array(saved.buffer)]);
       }
       return bowProgram(saved.subarray(1), hp.vocab, C, B, L, saved[0] / hp.sharpness);
     };

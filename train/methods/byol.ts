@@ -5,7 +5,7 @@
  */
 import { mlp } from '../engine/nn.js';
 import { byolLoss } from '../losses/cosine.js';
-import { encodeViews, headViews, projector, teacherCtx } from './parts.js';
+import { encodeViews, headViews, projector, teacherCtx } from './heads.js';
 import type { Method } from './types.js';
 import * as o from '../engine/ops.js';
 

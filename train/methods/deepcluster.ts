@@ -7,7 +7,9 @@
  */
 import * as o from '../engine/ops.js';
 import { tensorData } from '../engine/graph.js';
-import { bankIndices, buffer, encodeViews, gatherRows, headViews, memoryBank, projector, softCrossEntropy, unitRows } from './parts.js';
+import { bankIndices, buffer, gatherRows, memoryBank, unitRows } from './state.js';
+import { encodeViews, headViews, projector } from './heads.js';
+import { softCrossEntropy } from '../losses/common.js';
 import type { Method } from './types.js';
 import { kmeans } from '../../core/kmeans.js';
 import { normalizeRows } from '../../core/vectors.js';

@@ -9,7 +9,8 @@ import { init, mlp, type Ctx } from '../engine/nn.js';
 import type { Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
 import { dinoLoss, nextCenter } from '../losses/dino.js';
-import { buffer, encodeViews, teacherCtx, updateBuffer } from './parts.js';
+import { buffer, updateBuffer } from './state.js';
+import { encodeViews, teacherCtx } from './heads.js';
 import type { Method } from './types.js';
 
 /** MLP → L2-normalised bottleneck → weight-normalised linear layer to K prototypes (weight norm g = 1). */

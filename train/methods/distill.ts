@@ -9,7 +9,7 @@ import { linear } from '../engine/nn.js';
 import { distillationLoss, type DistillLoss } from '../losses/distillation.js';
 import type { Method } from './types.js';
 import { UserError } from '../../core/errors.js';
-import { OnnxEncoder } from '../../export/onnx-encoder.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 
 const KINDS: DistillLoss[] = ['cosine', 'mse', 'kl'];
 

@@ -5,7 +5,8 @@
  */
 import * as o from '../engine/ops.js';
 import { queueInfoNce } from '../losses/info-nce.js';
-import { buffer, encodeViews, enqueue, headViews, projector, teacherCtx, updateBuffer } from './parts.js';
+import { buffer, enqueue, updateBuffer } from './state.js';
+import { encodeViews, headViews, projector, teacherCtx } from './heads.js';
 import type { Method } from './types.js';
 
 export const moco: Method = {

@@ -9,7 +9,7 @@
 import { linear } from '../engine/nn.js';
 import * as o from '../engine/ops.js';
 import { nceLoss } from '../losses/memory-bank.js';
-import { bankIndices, buffer, gatherRows, int64, memoryBank, updateBuffer } from './parts.js';
+import { bankIndices, buffer, gatherRows, int64, memoryBank, updateBuffer } from './state.js';
 import type { Method } from './types.js';
 
 export const nce: Method = {

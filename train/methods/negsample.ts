@@ -12,7 +12,7 @@
 import { batchNorm, linear } from '../engine/nn.js';
 import * as o from '../engine/ops.js';
 import { negativeSamplingLoss } from '../losses/memory-bank.js';
-import { bankIndices, gatherRows, int64, memoryBank } from './parts.js';
+import { bankIndices, gatherRows, int64, memoryBank } from './state.js';
 import type { Method } from './types.js';
 import { kmeans } from '../../core/kmeans.js';
 

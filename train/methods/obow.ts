@@ -10,7 +10,9 @@
 import { linear, type Ctx } from '../engine/nn.js';
 import { tensorData, type Tensor } from '../engine/graph.js';
 import * as o from '../engine/ops.js';
-import { buffer, crossViewPairs, encodeViews, enqueue, softCrossEntropy, teacherCtx, updateBuffer } from './parts.js';
+import { buffer, enqueue, updateBuffer } from './state.js';
+import { crossViewPairs, softCrossEntropy } from '../losses/common.js';
+import { encodeViews, teacherCtx } from './heads.js';
 import type { Method } from './types.js';
 import type { Backbone } from '../backbones/index.js';
 import { UserError } from '../../core/errors.js';

@@ -4,7 +4,7 @@
  */
 import { concat } from '../engine/ops.js';
 import { ntXent } from '../losses/nt-xent.js';
-import { projector } from './parts.js';
+import { projector } from './heads.js';
 import type { Method } from './types.js';
 
 export const simclr: Method = {

@@ -4,7 +4,7 @@
  */
 import { mlp } from '../engine/nn.js';
 import { simsiamLoss } from '../losses/cosine.js';
-import { encodeViews, headViews } from './parts.js';
+import { encodeViews, headViews } from './heads.js';
 import type { Method } from './types.js';
 import * as o from '../engine/ops.js';
 

@@ -9,7 +9,8 @@
 import { init } from '../engine/nn.js';
 import * as o from '../engine/ops.js';
 import { queuedCodes, sinkhorn, swappedPrediction } from '../losses/swav.js';
-import { buffer, encodeViews, enqueue, headViews, projector, updateBuffer } from './parts.js';
+import { buffer, enqueue, updateBuffer } from './state.js';
+import { encodeViews, headViews, projector } from './heads.js';
 import type { Method } from './types.js';
 
 const usesQueue = (hp: Record<string, number>, batchSize: number) => hp.queue > 0 && batchSize < 256;

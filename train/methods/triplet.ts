@@ -3,7 +3,7 @@
  * another image's view, the hardest in the batch by default.
  */
 import { tripletLoss } from '../losses/triplet.js';
-import { encodeViews, headViews, projector } from './parts.js';
+import { encodeViews, headViews, projector } from './heads.js';
 import type { Method } from './types.js';
 
 export const triplet: Method = {

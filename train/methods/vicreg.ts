@@ -3,7 +3,7 @@
  * each dimension's std above γ) and covariance (off-diagonal covariances towards 0).
  */
 import { vicregLoss } from '../losses/vicreg.js';
-import { encodeViews, headViews, projector } from './parts.js';
+import { encodeViews, headViews, projector } from './heads.js';
 import type { Method } from './types.js';
 
 export const vicreg: Method = {

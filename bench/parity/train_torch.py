@@ -1,0 +1,202 @@
+"""The PyTorch side of bench/parity: trains sslkit's `convnet` with SimCLR, BYOL or VICReg on the
+images dump-data.ts wrote (the same ones sslkit trains on), with torchvision's transforms as the
+method's sslkit preset describes them, then scores kNN on backbone features (cosine, weights
+exp(s/0.1), k = 200 and 20, the training images as memory) the way `sslkit eval` does.
+Prints a JSON line per epoch and a final one.
+
+  python3 bench/parity/train_torch.py DATA_DIR --method simclr --epochs 10 [--init torch|kaiming-fan-out]
+      [--schedule constant|cosine] [--init-from INIT_DIR]"""
+import argparse, json, math, time, resource
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+from sslkit_net import ConvNet, nt_xent
+
+ap = argparse.ArgumentParser()
+ap.add_argument("data")
+ap.add_argument("--method", default="simclr", choices=["simclr", "byol", "vicreg"])
+ap.add_argument("--epochs", type=int, default=10)
+ap.add_argument("--batch", type=int, default=256)
+ap.add_argument("--lr", type=float, default=1e-3)
+ap.add_argument("--wd", type=float, default=1e-6)
+ap.add_argument("--schedule", default="constant", choices=["constant", "cosine"])
+ap.add_argument("--init", default="torch", choices=["torch", "kaiming-fan-out"])
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--workers", type=int, default=2)
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--hidden", type=int, default=256)
+ap.add_argument("--out-dim", type=int, default=128)
+a = ap.parse_args()
+torch.manual_seed(a.seed)
+np.random.seed(a.seed)
+torch.set_num_threads(a.threads)
+meta = json.load(open(f"{a.data}/meta.json"))
+C, H, W = meta["c"], meta["h"], meta["w"]
+
+
+def load(split):
+    x = np.fromfile(f"{a.data}/{split}.u8", dtype=np.uint8).reshape(-1, C, H, W)
+    y = np.fromfile(f"{a.data}/{split}.labels", dtype=np.int32)
+    return x, y
+
+
+xtr, ytr = load("train")
+xte, yte = load("test")
+norm = T.Normalize(meta["mean"], meta["std"])
+
+
+def view(blur_p, solarize_p):
+    # sslkit's presets: crop 0.2-1 (ratio 3/4-4/3), flip, jitter 0.4/0.4/0.4/0.1 p 0.8, grey 0.2;
+    # the byol preset adds blur (kernel 3 at 32 px, sigma 0.1-2) and solarisation.
+    t = [T.RandomResizedCrop(H, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
+         T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2)]
+    if blur_p > 0:
+        t.append(T.RandomApply([T.GaussianBlur(max(3, round(H * 0.1) | 1), sigma=(0.1, 2.0))], p=blur_p))
+    if solarize_p > 0:
+        t.append(T.RandomSolarize(128, p=solarize_p))
+    return T.Compose(t + [T.ToTensor(), norm])
+
+
+views = [view(0, 0), view(0, 0)] if a.method == "simclr" else [view(1.0, 0), view(0.1, 0.2)]
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __len__(self):
+        return len(xtr)
+
+    def __getitem__(self, i):
+        img = Image.fromarray(xtr[i].transpose(1, 2, 0).squeeze())
+        return tuple(v(img) for v in views)
+
+
+def mlp(dims, last_bn=False):
+    layers = []
+    for i in range(len(dims) - 1):
+        last = i == len(dims) - 2
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=last))
+        if not last:
+            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+backbone = ConvNet(C)
+if a.init == "kaiming-fan-out":
+    for m in backbone.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+d = backbone.dim
+if a.method == "simclr":
+    proj = mlp([d, a.hidden, a.out_dim])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj})
+elif a.method == "byol":
+    proj = mlp([d, a.hidden, a.out_dim])
+    pred = mlp([a.out_dim, a.hidden, a.out_dim])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj, "pred": pred})
+    import copy
+    target = nn.ModuleDict({"backbone": copy.deepcopy(backbone), "proj": copy.deepcopy(proj)})
+    for p in target.parameters():
+        p.requires_grad = False
+else:
+    proj = mlp([d, a.hidden, a.hidden, a.hidden])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj})
+
+decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+rest = [p for n, p in model.named_parameters() if p.dim() <= 1]
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": rest, "weight_decay": 0}], lr=a.lr)
+loader = torch.utils.data.DataLoader(Pairs(), batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.workers, persistent_workers=a.workers > 0)
+total = a.epochs * len(loader)
+
+
+def vicreg(z1, z2):
+    inv = F.mse_loss(z1, z2)
+    std = lambda z: torch.sqrt(z.var(dim=0) + 1e-4)
+    var = F.relu(1 - std(z1)).mean() + F.relu(1 - std(z2)).mean()
+    def cov(z):
+        z = z - z.mean(0)
+        c = (z.T @ z) / (z.shape[0] - 1)
+        return (c.pow(2).sum() - c.diagonal().pow(2).sum()) / z.shape[1]
+    return 25 * inv + 25 * var + cov(z1) + cov(z2)
+
+
+@torch.no_grad()
+def knn():
+    model.eval()
+    def feats(x):
+        out = []
+        for s in range(0, len(x), 500):
+            t = torch.from_numpy(x[s : s + 500]).float() / 255
+            out.append(F.normalize(backbone(norm(t)), dim=1))
+        return torch.cat(out)
+    m, q = feats(xtr), feats(xte)
+    labels = torch.from_numpy(ytr).long()
+    res = {}
+    for k in (200, 20):
+        correct = 0
+        for s in range(0, len(q), 1000):
+            sim, idx = (q[s : s + 1000] @ m.T).topk(k, dim=1)
+            w = (sim / 0.1).exp()
+            votes = torch.zeros(len(idx), len(meta["classes"])).scatter_add_(1, labels[idx], w)
+            correct += (votes.argmax(1).numpy() == yte[s : s + 1000]).sum()
+        res[f"knn{k}"] = correct / len(q)
+    model.train()
+    return res
+
+
+@torch.no_grad()
+def precise_bn():
+    """sslkit's evaluation convention: BatchNorm statistics re-estimated on plain training images
+    (a strided 2048, batches of 256, averaged), instead of the running ones from augmented batches."""
+    import copy
+    saved = copy.deepcopy(backbone.state_dict())
+    bns = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    backbone.train()
+    idx = np.linspace(0, len(xtr) - 1, 2048).astype(int)
+    for s in range(0, 2048, 256):
+        backbone(norm(torch.from_numpy(xtr[idx[s : s + 256]]).float() / 255))
+    r = knn()
+    backbone.load_state_dict(saved)
+    return r
+
+
+print(json.dumps({"epoch": 0, **knn()}), flush=True)
+step, t0, losses = 0, time.time(), []
+for epoch in range(a.epochs):
+    te = time.time()
+    for v1, v2 in loader:
+        lr = a.lr if a.schedule == "constant" else 0.5 * a.lr * (1 + math.cos(math.pi * step / total))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = torch.cat([v1, v2])
+        if a.method == "simclr":
+            loss = nt_xent(proj(backbone(x)), 0.2)
+        elif a.method == "byol":
+            p1, p2 = pred(proj(backbone(x))).chunk(2)
+            with torch.no_grad():
+                t1, t2 = target["proj"](target["backbone"](x)).chunk(2)
+            cos = lambda p, t: 2 - 2 * F.cosine_similarity(p, t, dim=1).mean()
+            loss = 0.5 * (cos(p1, t2) + cos(p2, t1))
+        else:
+            z1, z2 = proj(backbone(x)).chunk(2)
+            loss = vicreg(z1, z2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if a.method == "byol":
+            m = 1 - (1 - 0.99) * 0.5 * (1 + math.cos(math.pi * step / total))
+            with torch.no_grad():
+                for pt, ps in zip(target.parameters(), nn.ModuleDict({"backbone": backbone, "proj": proj}).parameters()):
+                    pt.mul_(m).add_(ps, alpha=1 - m)
+                for bt, bs in zip(target.buffers(), nn.ModuleDict({"backbone": backbone, "proj": proj}).buffers()):
+                    bt.copy_(bs)
+        losses.append(loss.item())
+        step += 1
+    print(json.dumps({"epoch": epoch + 1, "loss_mean": float(np.mean(losses[-len(loader):])), "time_s": time.time() - te}), flush=True)
+r = knn()
+print(json.dumps({"final": True, "method": a.method, "epochs": a.epochs, **r, "precise_bn": precise_bn(), "train_s": time.time() - t0, "views_s": 2 * a.batch * step / (time.time() - t0),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "losses": losses}))

@@ -1,0 +1,175 @@
+/**
+ * Datasets by name: `fashion-mnist`, `mnist`, `cifar10` and `folder:PATH`, with splits `train` and
+ * `test`. Files are looked for under, in order: an explicit data dir, $SSLKIT_DATA, the user cache
+ * (`$SSLKIT_CACHE` or `$XDG_CACHE_HOME/sslkit` or `~/.cache/sslkit`, sub-folder `data`), then
+ * /usr/share/datasets (Debian's dataset packages). The decoded images are cached as one compact
+ * file per split, keyed by the source files' paths, sizes and times, so later runs start in seconds.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tar from 'tar';
+import { UserError } from '../core/errors.js';
+import { cacheDir } from '../core/fs.js';
+import { loadImageSet, saveImageSet, type ImageSet } from '../core/image-set.js';
+import { parseIdx } from './idx.js';
+import { cifarBatchFiles, parseCifarBatches, CIFAR10_CLASSES } from './cifar-binary.js';
+import { loadImageFolder } from './folder.js';
+import { SOURCES } from './sources.js';
+
+export type Split = 'train' | 'test';
+export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'cifar10', 'folder:PATH'];
+
+export interface DatasetOptions {
+  dataDir?: string;
+  /** Folder datasets: output size and channels; skip or fail on corrupt images. */
+  size?: number;
+  channels?: 1 | 3;
+  strict?: boolean;
+  log?: (line: string) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function dataRoots(dataDir?: string): string[] {
+  const roots = [dataDir, process.env.SSLKIT_DATA, path.join(cacheDir(), 'data'), '/usr/share/datasets'];
+  return roots.filter((r): r is string => !!r);
+}
+
+export function parseDatasetName(spec: string): { kind: 'fashion-mnist' | 'mnist' | 'cifar10' | 'folder'; path?: string } {
+  if (spec.startsWith('folder:')) {
+    const p = spec.slice('folder:'.length);
+    if (!p) throw new UserError(`dataset 'folder:' needs a path, e.g. folder:./my-images`);
+    return { kind: 'folder', path: path.resolve(p) };
+  }
+  if (spec === 'fashion-mnist' || spec === 'mnist' || spec === 'cifar10') return { kind: spec };
+  throw new UserError(`unknown dataset '${spec}' (expected one of: ${DATASET_NAMES.join(', ')})`);
+}
+
+const IDX_FILES = (split: Split) =>
+  split === 'train' ? ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'] : ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
+
+/** The first of `names` (with or without .gz) found in a candidate folder of any root. */
+function findIdx(kind: 'fashion-mnist' | 'mnist', split: Split, dataDir?: string): string[] | null {
+  for (const root of dataRoots(dataDir)) {
+    for (const dir of [root, ...SOURCES[kind].folders.map((f) => path.join(root, f))]) {
+      const files = IDX_FILES(split).map((n) => [path.join(dir, n), path.join(dir, `${n}.gz`)].find((p) => fs.existsSync(p)));
+      if (files.every(Boolean)) return files as string[];
+    }
+  }
+  return null;
+}
+
+interface CifarLocation {
+  kind: 'binary' | 'folder';
+  dir: string;
+}
+
+/** CIFAR-10 as extracted binary batches, an image-folder layout, or one of the two archives. */
+function findCifar(dataDir?: string): CifarLocation | null {
+  for (const root of dataRoots(dataDir)) {
+    for (const dir of [root, ...SOURCES.cifar10.folders.map((f) => path.join(root, f))]) {
+      if (fs.existsSync(path.join(dir, 'data_batch_1.bin'))) return { kind: 'binary', dir };
+      if (fs.existsSync(path.join(dir, 'cifar-10-batches-bin', 'data_batch_1.bin')))
+        return { kind: 'binary', dir: path.join(dir, 'cifar-10-batches-bin') };
+      if (fs.existsSync(path.join(dir, 'train', 'airplane')) && fs.existsSync(path.join(dir, 'test', 'airplane')))
+        return { kind: 'folder', dir };
+      for (const archive of ['cifar-10-binary.tar.gz', 'cifar10-jpg.tar.gz']) {
+        const a = path.join(dir, archive);
+        if (fs.existsSync(a)) return extractArchive(a);
+      }
+    }
+  }
+  return null;
+}
+
+function extractArchive(archive: string): CifarLocation {
+  const key = fileKey([archive]);
+  const out = path.join(cacheDir(), 'extracted', `${path.basename(archive).replace(/\.tar\.gz$/, '')}-${key}`);
+  if (!fs.existsSync(path.join(out, '.complete'))) {
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.mkdirSync(out, { recursive: true });
+    tar.x({ file: archive, cwd: out, sync: true });
+    fs.writeFileSync(path.join(out, '.complete'), '');
+  }
+  const found = findCifar(out);
+  if (!found) throw new UserError(`${archive}: the archive holds neither CIFAR-10 binary batches nor train/ and test/ class folders`);
+  return found;
+}
+
+/** A short hash of files' paths, sizes and modification times (the decoded-cache key). */
+function fileKey(files: string[]): string {
+  const h = crypto.createHash('sha256');
+  for (const f of files) {
+    const st = fs.statSync(f);
+    h.update(`${path.resolve(f)}:${st.size}:${st.mtimeMs}\n`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function cached(name: string, sourceFiles: string[], build: () => ImageSet | Promise<ImageSet>): Promise<ImageSet> | ImageSet {
+  const file = path.join(cacheDir(), 'decoded', `${name}-${fileKey(sourceFiles)}.sslds`);
+  if (fs.existsSync(file)) {
+    try {
+      return loadImageSet(file);
+    } catch {
+      fs.rmSync(file, { force: true }); // a damaged cache is rebuilt, never trusted
+    }
+  }
+  const save = (s: ImageSet) => {
+    try {
+      saveImageSet(file, s);
+    } catch {
+      // A read-only cache folder only costs the next run a decode.
+    }
+    return s;
+  };
+  const r = build();
+  return r instanceof Promise ? r.then(save) : save(r);
+}
+
+function notFound(kind: string, dataDir?: string): UserError {
+  return new UserError(
+    `dataset '${kind}' not found under ${dataRoots(dataDir).join(', ')}; run 'sslkit data fetch ${kind}'` +
+      (kind === 'fashion-mnist' ? " or 'apt-get install dataset-fashion-mnist'" : '') +
+      ', or pass --data-dir',
+  );
+}
+
+export async function loadDataset(spec: string, split: Split, o: DatasetOptions = {}): Promise<ImageSet> {
+  const ds = parseDatasetName(spec);
+  if (ds.kind === 'folder') {
+    const root = fs.existsSync(path.join(ds.path!, split)) ? path.join(ds.path!, split) : ds.path!;
+    // A user's folder changes between runs, so it is decoded each time (sharp: ~2k images/s).
+    return loadImageFolder(root, o);
+  }
+  if (ds.kind === 'cifar10') {
+    const loc = findCifar(o.dataDir);
+    if (!loc) throw notFound('cifar10', o.dataDir);
+    if (loc.kind === 'binary') {
+      const files = cifarBatchFiles(loc.dir, split);
+      for (const f of files) if (!fs.existsSync(f)) throw new UserError(`${f}: missing CIFAR-10 batch file`);
+      return cached(`cifar10-${split}`, files, () => parseCifarBatches(files));
+    }
+    const dir = path.join(loc.dir, split);
+    return cached(`cifar10-${split}`, [dir], async () => {
+      const s = await loadImageFolder(dir, { ...o, size: 32, channels: 3 });
+      // Class indices follow the official order, not the alphabetical folder order.
+      const order = s.classes.map((c) => CIFAR10_CLASSES.indexOf(c));
+      if (order.some((i) => i < 0)) return s;
+      return { ...s, labels: s.labels && Int32Array.from(s.labels, (l) => order[l]), classes: CIFAR10_CLASSES.slice() };
+    });
+  }
+  const files = findIdx(ds.kind, split, o.dataDir);
+  if (!files) throw notFound(ds.kind, o.dataDir);
+  return cached(`${ds.kind}-${split}`, files, () => {
+    const img = parseIdx(files[0], 3);
+    const lab = parseIdx(files[1], 1);
+    if (img.dims[0] !== lab.dims[0]) throw new UserError(`${files[1]}: ${lab.dims[0]} labels for ${img.dims[0]} images in ${files[0]}`);
+    const [n, h, w] = img.dims;
+    const pixels = new Uint8Array(new SharedArrayBuffer(n * h * w));
+    pixels.set(img.data);
+    const classes = ds.kind === 'fashion-mnist' ? FASHION_CLASSES.slice() : [...Array(10).keys()].map(String);
+    return { n, c: 1, h, w, pixels, labels: Int32Array.from(lab.data), classes };
+  });
+}

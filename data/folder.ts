@@ -1,0 +1,99 @@
+/**
+ * Any folder of JPEG/PNG/WebP images. Images in sub-folders are labelled by the first-level folder
+ * name; a folder with images only at its top level is unlabelled. Every image is decoded with
+ * sharp and resized (cover, centred) to one size. A corrupt or truncated image is skipped with a
+ * count and the first names in a warning, or is fatal with `strict`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { UserError } from '../core/errors.js';
+import type { ImageSet } from '../core/image-set.js';
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+export interface FolderOptions {
+  /** Output size (square); default: the first image's size. */
+  size?: number;
+  /** 3 (RGB) or 1 (greyscale). */
+  channels?: 1 | 3;
+  strict?: boolean;
+  log?: (line: string) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+function listImages(root: string): { file: string; cls: string | null }[] {
+  const out: { file: string; cls: string | null }[] = [];
+  const walk = (dir: string, cls: string | null) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p, cls ?? e.name);
+      else if (IMAGE_EXT.has(path.extname(e.name).toLowerCase())) out.push({ file: p, cls });
+    }
+  };
+  walk(root, null);
+  return out;
+}
+
+export async function loadImageFolder(root: string, o: FolderOptions = {}): Promise<ImageSet> {
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new UserError(`${root}: no such folder`);
+  const entries = listImages(root);
+  if (entries.length === 0)
+    throw new UserError(`${root}: no images found (expected .jpg, .jpeg, .png or .webp files, in class sub-folders or at the top level)`);
+  const labelled = entries.every((e) => e.cls !== null);
+  const classes = labelled ? [...new Set(entries.map((e) => e.cls!))].sort() : [];
+  const channels = o.channels ?? 3;
+  let size = o.size;
+  const bad: string[] = [];
+  const decoded: (Uint8Array | null)[] = new Array(entries.length).fill(null);
+  const decode = async (i: number): Promise<void> => {
+    try {
+      let img = sharp(entries[i].file, { failOn: 'truncated' });
+      if (size === undefined) {
+        const m = await img.metadata();
+        size = Math.min(m.width ?? 32, m.height ?? 32);
+        img = sharp(entries[i].file, { failOn: 'truncated' });
+      }
+      img = img.resize(size, size, { fit: 'cover' }).removeAlpha();
+      img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+      if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels`);
+      // HWC → CHW
+      const hw = size * size;
+      const chw = new Uint8Array(channels * hw);
+      for (let p = 0; p < hw; p++) for (let c = 0; c < channels; c++) chw[c * hw + p] = data[p * channels + c];
+      decoded[i] = chw;
+    } catch (e) {
+      bad.push(`${entries[i].file} (${(e as Error).message.split('\n')[0]})`);
+    }
+  };
+  // The first decode fixes the size; the rest run in parallel chunks on sharp's thread pool.
+  let next = 0;
+  while (size === undefined && next < entries.length) await decode(next++);
+  const CHUNK = 64;
+  for (let s = next; s < entries.length; s += CHUNK) {
+    await Promise.all(Array.from({ length: Math.min(CHUNK, entries.length - s) }, (_, k) => decode(s + k)));
+    o.onProgress?.(Math.min(s + CHUNK, entries.length), entries.length);
+  }
+  if (bad.length) {
+    const msg = `${root}: ${bad.length} of ${entries.length} images could not be decoded and were skipped, e.g. ${bad.slice(0, 3).join('; ')}`;
+    if (o.strict) throw new UserError(msg.replace('and were skipped', ''));
+    (o.log ?? ((l: string) => process.stderr.write(`warning: ${l}\n`)))(msg);
+  }
+  const keep = decoded.map((d, i) => (d ? i : -1)).filter((i) => i >= 0);
+  if (keep.length === 0) throw new UserError(`${root}: none of the ${entries.length} images could be decoded`);
+  const per = channels * size! * size!;
+  const pixels = new Uint8Array(new SharedArrayBuffer(keep.length * per));
+  keep.forEach((i, k) => pixels.set(decoded[i]!, k * per));
+  const labels = labelled ? Int32Array.from(keep, (i) => classes.indexOf(entries[i].cls!)) : null;
+  return {
+    n: keep.length,
+    c: channels,
+    h: size!,
+    w: size!,
+    pixels,
+    labels,
+    classes,
+    sources: keep.map((i) => path.relative(root, entries[i].file)),
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * `sslkit eval`: the same evaluation for every method and for any encoder. Embeds the train split
+ * (kNN memory, probe training set) and the test split (scored) with a run's checkpoint or any ONNX
+ * encoder, then reports
+ *  - kNN top-1 with cosine similarity, k = 200 weighted exp(s/0.1), and k = 20;
+ *  - a linear probe on frozen features;
+ *  - k-means on test embeddings (K = classes): NMI and Hungarian-matched accuracy;
+ *  - the collapse statistic (mean per-dimension std of normalised embeddings, ≈ 1/√d healthy);
+ * and draws a PCA map of the test embeddings and the run's loss / kNN curves.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadDataset } from '../data/datasets.js';
+import { sampleSet, type ImageSet } from '../core/image-set.js';
+import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
+import { kmeans } from '../core/kmeans.js';
+import { UserError } from '../core/errors.js';
+import type { Device } from '../core/runtime/session.js';
+import { Embedder } from '../train/encoder.js';
+import { plainImages } from '../train/augment/views.js';
+import { encoderSpec } from '../train/config.js';
+import { readRunConfig, runParameters } from '../train/run.js';
+import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
+import { preprocessImages } from '../core/preprocess.js';
+import { linearProbe } from './linear-probe.js';
+import { hungarianAccuracy, nmi } from './cluster-metrics.js';
+import { curvesPng, embeddingMapPng } from './plots.js';
+
+export interface EvalOptions {
+  data?: string;
+  dataDir?: string;
+  trainLimit?: number;
+  testLimit?: number;
+  probeEpochs?: number;
+  device?: Device;
+  threads?: number;
+  /** For an ONNX model: preprocessing JSON when its metadata lacks it, and token pooling. */
+  preprocessing?: string;
+  pooling?: 'cls' | 'mean';
+  /** Folder for the pictures (none when absent). */
+  out?: string;
+  log?: (l: string) => void;
+}
+
+export interface EvalResult {
+  encoder: string;
+  data: string;
+  trainImages: number;
+  testImages: number;
+  dim: number;
+  knn_top1_k200: number;
+  knn_top1_k20: number;
+  linear_probe_top1: number;
+  kmeans_nmi: number;
+  kmeans_accuracy: number;
+  collapse_std: number;
+  healthy_std: number;
+  seconds: number;
+  pictures: string[];
+}
+
+type Embed = (s: ImageSet) => Promise<{ x: Float32Array; dim: number }>;
+
+/** What evaluate() needs of an encoder: a way to embed an image set. */
+export interface EvalEncoder {
+  embed: Embed;
+  /** The run's dataset, when the encoder comes from a run. */
+  data?: string;
+  /** The run folder (for its training curves). */
+  run?: string;
+  release: () => Promise<void>;
+}
+
+/** A run's encoder with the given parameters (the checkpoint's, or others such as the random start). */
+export async function runEncoder(run: string, values: Map<string, Float32Array>, o: EvalOptions = {}): Promise<EvalEncoder> {
+  const cfg = readRunConfig(run);
+  const emb = await Embedder.create(encoderSpec(cfg), values, { device: o.device, threads: o.threads });
+  const { mean, std } = cfg.resolved.augment;
+  return {
+    data: cfg.data,
+    run,
+    embed: async (s) => ({ x: await emb.embed(plainImages(s, mean, std), s.n), dim: emb.dim }),
+    release: () => emb.release(),
+  };
+}
+
+async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> {
+  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) return runEncoder(target, runParameters(target), o);
+  const enc = await OnnxEncoder.load(target, {
+    device: o.device,
+    threads: o.threads,
+    preprocessing: o.preprocessing,
+    pooling: o.pooling,
+    log: o.log,
+  });
+  return {
+    embed: async (s) => {
+      const out = new Float32Array(s.n * enc.dim);
+      for (let i = 0; i < s.n; i += 512) {
+        const idx = Int32Array.from({ length: Math.min(512, s.n - i) }, (_, j) => i + j);
+        out.set(await enc.embed(preprocessImages(s, idx, enc.preprocessing), idx.length), i * enc.dim);
+      }
+      return { x: out, dim: enc.dim };
+    },
+    release: () => enc.release(),
+  };
+}
+
+export async function evaluate(target: string, o: EvalOptions = {}): Promise<EvalResult> {
+  return evaluateEncoder(target, await encoderFor(target, o), o);
+}
+
+/** evaluate() for an encoder built by the caller (bench/methods scores the random start this way). */
+export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalOptions = {}): Promise<EvalResult> {
+  const t0 = Date.now();
+  const log = o.log ?? (() => {});
+  const data = o.data ?? enc.data;
+  if (!data) throw new UserError(`${target}: an ONNX model needs --data (fashion-mnist, mnist, cifar10 or folder:PATH)`);
+  let train: ImageSet;
+  let test: ImageSet;
+  let tr: { x: Float32Array; dim: number };
+  let te: { x: Float32Array; dim: number };
+  try {
+    train = sampleSet(await loadDataset(data, 'train', { dataDir: o.dataDir, log }), o.trainLimit);
+    test = sampleSet(await loadDataset(data, 'test', { dataDir: o.dataDir, log }), o.testLimit);
+    if (!train.labels || !test.labels) throw new UserError(`${data}: evaluation needs labels (a folder of class sub-folders)`);
+    log(`embedding ${train.n} train and ${test.n} test images`);
+    tr = await enc.embed(train);
+    te = await enc.embed(test);
+  } finally {
+    await enc.release();
+  }
+  const d = tr.dim;
+  const classes = train.classes.length;
+  const m = normalizeRows(Float32Array.from(tr.x), d);
+  const q = normalizeRows(Float32Array.from(te.x), d);
+  const knn = (k: number) => knnAccuracy(m, train.labels!, q, test.labels!, d, { k: Math.min(k, train.n), temperature: 0.1, classes });
+  log('kNN, linear probe, k-means');
+  const knn200 = knn(200);
+  const knn20 = knn(20);
+  const probe = await linearProbe(tr.x, train.labels!, te.x, test.labels!, d, classes, { epochs: o.probeEpochs ?? 30 });
+  const km = kmeans(q, d, classes, { seed: 0 });
+  const pictures: string[] = [];
+  if (o.out) {
+    fs.mkdirSync(o.out, { recursive: true });
+    const name = path.basename(target.replace(/\/+$/, ''));
+    const map = path.join(o.out, 'embedding-map.png');
+    await embeddingMapPng(map, te.x, d, test.labels, test.classes, `${name}: PCA of ${test.n} ${data} test embeddings, coloured by class`);
+    pictures.push(map);
+    const metrics = enc.run ? path.join(enc.run, 'metrics.jsonl') : null;
+    if (metrics && fs.existsSync(metrics)) {
+      const rows = fs
+        .readFileSync(metrics, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, number | string>);
+      const steps = rows.filter((r) => r.type === 'step');
+      const every = Math.max(1, Math.floor(steps.length / 400));
+      const curve = path.join(o.out, 'training-curves.png');
+      await curvesPng(
+        curve,
+        [
+          {
+            name: 'loss',
+            color: '#d62728',
+            points: steps.filter((_, i) => i % every === 0).map((r) => [r.step as number, r.loss as number]),
+          },
+          {
+            name: 'kNN top-1 (held-out)',
+            color: '#1f77b4',
+            points: rows.filter((r) => r.type === 'epoch' && r.knn_top1 !== undefined).map((r) => [r.step as number, r.knn_top1 as number]),
+          },
+        ],
+        `${name}: training curves`,
+      );
+      pictures.push(curve);
+    }
+  }
+  return {
+    encoder: target,
+    data,
+    trainImages: train.n,
+    testImages: test.n,
+    dim: d,
+    knn_top1_k200: knn200,
+    knn_top1_k20: knn20,
+    linear_probe_top1: probe,
+    kmeans_nmi: nmi(km.assign, test.labels!, classes, classes),
+    kmeans_accuracy: hungarianAccuracy(km.assign, test.labels!, classes, classes),
+    collapse_std: collapseStd(te.x, d),
+    healthy_std: 1 / Math.sqrt(d),
+    seconds: (Date.now() - t0) / 1000,
+    pictures,
+  };
+}
