@@ -1,7 +1,7 @@
 /**
- * Types shared by Node and the browser (no imports, so the web demo can use them): a model's
- * preprocessing and the gallery manifest that `sslkit index --gallery` writes (serve/gallery.ts)
- * and the web demo reads (web-demo/src/gallery.ts).
+ * What Node and the browser share (no imports, so the web demo can use it): a model's
+ * preprocessing with the one formula that applies it, and the gallery manifest that
+ * `sslkit index --gallery` writes (serve/gallery.ts) and the web demo reads (web-demo/src/gallery.ts).
  */
 
 export interface Preprocessing {
@@ -14,6 +14,21 @@ export interface Preprocessing {
   std: number[];
   /** How images of another size are brought to height × width. */
   resize: string;
+}
+
+/** Channel k of a pixel on the 0-255 scale (resampled values allowed) as the model sees it: (v · pixelScale − mean_k) / std_k. */
+export const normalizePixel = (v: number, k: number, p: Preprocessing): number =>
+  (v * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
+
+/**
+ * Interleaved 8-bit pixels, `stride` values per pixel (1 grey, 3 RGB, 4 RGBA: the first
+ * p.channels are used), to the model's normalised planar input [channels, height, width].
+ */
+export function interleavedToInput(raw: ArrayLike<number>, stride: number, p: Preprocessing): Float32Array {
+  const hw = p.width * p.height;
+  const out = new Float32Array(p.channels * hw);
+  for (let q = 0; q < hw; q++) for (let k = 0; k < p.channels; k++) out[k * hw + q] = normalizePixel(raw[q * stride + k], k, p);
+  return out;
 }
 
 export interface GalleryManifest {

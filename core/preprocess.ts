@@ -5,7 +5,7 @@
  */
 import type { ImageSet } from './image-set.js';
 import { cropResize, fromUint8, type Img } from './image.js';
-import type { Preprocessing } from './runtime/onnx-encoder.js';
+import { normalizePixel, type Preprocessing } from './gallery-format.js';
 
 function matchChannels(img: Img, c: number): Img {
   if (img.c === c) return img;
@@ -30,17 +30,14 @@ function coverBox(h: number, w: number, th: number, tw: number) {
 export function preprocessImages(s: ImageSet, indices: ArrayLike<number>, p: Preprocessing): Float32Array {
   const per = p.channels * p.height * p.width;
   const out = new Float32Array(indices.length * per);
-  const scale = p.pixelScale * 255; // transforms work in [0, 1]; the model wants pixel × pixelScale
   for (let b = 0; b < indices.length; b++) {
     let img = fromUint8(s.pixels, indices[b], s.c, s.h, s.w);
     if (img.h !== p.height || img.w !== p.width) img = cropResize(img, coverBox(img.h, img.w, p.height, p.width), p.height, p.width);
     img = matchChannels(img, p.channels);
     const hw = p.height * p.width;
-    for (let c = 0; c < p.channels; c++) {
-      const m = p.mean[c % p.mean.length];
-      const sd = p.std[c % p.std.length];
-      for (let q = 0; q < hw; q++) out[b * per + c * hw + q] = (img.data[c * hw + q] * scale - m) / sd;
-    }
+    // Images are in [0, 1] here; the formula takes the 0-255 scale.
+    for (let c = 0; c < p.channels; c++)
+      for (let q = 0; q < hw; q++) out[b * per + c * hw + q] = normalizePixel(img.data[c * hw + q] * 255, c, p);
   }
   return out;
 }

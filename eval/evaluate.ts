@@ -64,8 +64,9 @@ type Embed = (s: ImageSet) => Promise<{ x: Float32Array; dim: number }>;
 /** What evaluate() needs of an encoder: a way to embed an image set. */
 export interface EvalEncoder {
   embed: Embed;
-  /** The run's dataset, when the encoder comes from a run. */
+  /** The run's dataset, and where it was read from, when the encoder comes from a run. */
   data?: string;
+  dataDir?: string;
   /** The run folder (for its training curves). */
   run?: string;
   release: () => Promise<void>;
@@ -78,6 +79,7 @@ export async function runEncoder(run: string, values: Map<string, Float32Array>,
   const { mean, std } = cfg.resolved.augment;
   return {
     data: cfg.data,
+    dataDir: cfg.dataDir,
     run,
     embed: async (s) => ({ x: await emb.embed(plainImages(s, mean, std), s.n), dim: emb.dim }),
     release: () => emb.release(),
@@ -115,14 +117,16 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
   const t0 = Date.now();
   const log = o.log ?? (() => {});
   const data = o.data ?? enc.data;
+  // A run remembers where its data came from; another data set needs its own --data-dir.
+  const dataDir = o.dataDir ?? (o.data === undefined || o.data === enc.data ? enc.dataDir : undefined);
   if (!data) throw new UserError(`${target}: an ONNX model needs --data (fashion-mnist, mnist, cifar10 or folder:PATH)`);
   let train: ImageSet;
   let test: ImageSet;
   let tr: { x: Float32Array; dim: number };
   let te: { x: Float32Array; dim: number };
   try {
-    train = sampleSet(await loadDataset(data, 'train', { dataDir: o.dataDir, log }), o.trainLimit);
-    test = sampleSet(await loadDataset(data, 'test', { dataDir: o.dataDir, log }), o.testLimit);
+    train = sampleSet(await loadDataset(data, 'train', { dataDir, log }), o.trainLimit);
+    test = sampleSet(await loadDataset(data, 'test', { dataDir, log }), o.testLimit);
     if (!train.labels || !test.labels) throw new UserError(`${data}: evaluation needs labels (a folder of class sub-folders)`);
     log(`embedding ${train.n} train and ${test.n} test images`);
     tr = await enc.embed(train);

@@ -11,7 +11,7 @@ import { decode as decodePng } from 'fast-png';
 
 // Many small images: libvips' operation cache only costs memory here.
 sharp.cache(false);
-import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
+import { interleavedToInput, type Preprocessing } from '../core/gallery-format.js';
 import { ApiError } from './errors.js';
 
 const DATA_URL = /^data:image\/(png|jpeg|jpg|webp);base64,/i;
@@ -87,17 +87,7 @@ export async function imageToInput(
       : new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
   }
   const fast = o.inProcessPng !== false && type === 'png' ? pngAtModelSize(bytes, p, maxPixels) : null;
-  return normalise(fast ?? (await decodeWithSharp(bytes, p, maxPixels, field)), p);
-}
-
-/** Interleaved 8-bit pixels [h·w·c] to the model's normalised planar input [c, h, w]. */
-function normalise(raw: Uint8Array, p: Preprocessing): Float32Array {
-  const hw = p.width * p.height;
-  const c = p.channels;
-  const out = new Float32Array(c * hw);
-  for (let q = 0; q < hw; q++)
-    for (let k = 0; k < c; k++) out[k * hw + q] = (raw[q * c + k] * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
-  return out;
+  return interleavedToInput(fast ?? (await decodeWithSharp(bytes, p, maxPixels, field)), p.channels, p);
 }
 
 /** A JPEG, PNG or WebP through libvips: cover-resize, centre-crop, the model's channels. */

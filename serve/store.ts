@@ -128,11 +128,16 @@ export class IndexStore {
     return this.ann !== null;
   }
 
+  /** A 400 naming `field` unless `vector` has the index's dimension. */
+  checkDim(vector: ArrayLike<number>, field = 'embedding'): void {
+    if (vector.length !== this.dim)
+      throw new ApiError(400, 'wrong_dimension', `${field} has ${vector.length} values, the index holds ${this.dim}`, field);
+  }
+
   /** The k nearest items: HNSW when enabled, else exact. */
   nearest(query: Float32Array, k: number): Neighbour[] {
+    this.checkDim(query);
     if (!this.ann) return this.search().search(query, k);
-    if (query.length !== this.dim)
-      throw new ApiError(400, 'wrong_dimension', `embedding has ${query.length} values, the index holds ${this.dim}`, 'embedding');
     const r = this.ann.search(normalizeRows(Float32Array.from(query), this.dim), k);
     return Array.from(r.keys, (key, j) => {
       const id = this.idOf.get(key)!;
@@ -200,8 +205,7 @@ export class IndexStore {
   add(entries: { item: IndexItem; vector: Float32Array }[]): void {
     const search = this.search();
     const ops: WalOp[] = entries.map(({ item, vector }) => {
-      if (vector.length !== this.dim)
-        throw new ApiError(400, 'wrong_dimension', `embedding has ${vector.length} values, the index holds ${this.dim}`, 'embedding');
+      this.checkDim(vector);
       const unit = normalizeRows(Float32Array.from(vector), this.dim);
       return { op: 'add', item, vector: Buffer.from(unit.buffer).toString('base64'), cluster: search.assign(unit).cluster };
     });

@@ -3,6 +3,7 @@
  * new run resolves from the data and the method (learning rate, optimiser, augmentation,
  * normalisation: all written to RUN/config.json), and what a resumed run may change.
  */
+import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import type { ImageSet } from '../core/image-set.js';
@@ -109,6 +110,8 @@ export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Me
   };
   return {
     ...input,
+    // Absolute, so that eval, export and resume find the data from any working folder.
+    dataDir: input.dataDir && path.resolve(input.dataDir),
     resolved: {
       lr: input.lr ?? (method.optimizer.lrPer256 * input.batchSize) / 256,
       optimizer: {

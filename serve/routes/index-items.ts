@@ -3,7 +3,6 @@ import crypto from 'node:crypto';
 import express, { type Router } from 'express';
 import { AddItemsBody, parse } from '../schemas.js';
 import { embedImages, requireIndex, type ServeContext } from '../context.js';
-import { ApiError } from '../errors.js';
 
 export function indexItemRoutes(ctx: ServeContext): Router {
   const r = express.Router();
@@ -21,13 +20,7 @@ export function indexItemRoutes(ctx: ServeContext): Router {
     const vectors = new Map(withImages.map(([, i], j) => [i, embedded[j]]));
     const entries = b.items.map((it, i) => {
       const vector = vectors.get(i) ?? Float32Array.from(it.embedding!);
-      if (vector.length !== store.dim)
-        throw new ApiError(
-          400,
-          'wrong_dimension',
-          `items.${i}.embedding has ${vector.length} values, the index holds ${store.dim}`,
-          `items.${i}.embedding`,
-        );
+      store.checkDim(vector, `items.${i}.embedding`);
       const id = it.id ?? crypto.randomUUID();
       return {
         item: { id, ...(it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {}) },

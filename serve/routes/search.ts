@@ -2,13 +2,11 @@
 import express, { type Router } from 'express';
 import { AssignBody, parse, RebuildBody, SearchBody } from '../schemas.js';
 import { embedImages, requireIndex, type ServeContext } from '../context.js';
-import { ApiError } from '../errors.js';
 
 async function queryVector(ctx: ServeContext, b: { image?: string; embedding?: number[] }): Promise<Float32Array> {
   const store = requireIndex(ctx);
   if (b.embedding) {
-    if (b.embedding.length !== store.dim)
-      throw new ApiError(400, 'wrong_dimension', `embedding has ${b.embedding.length} values, the index holds ${store.dim}`, 'embedding');
+    store.checkDim(b.embedding);
     return Float32Array.from(b.embedding);
   }
   return (await embedImages(ctx, [b.image!], 'image'))[0];

@@ -12,6 +12,7 @@ import { linearProbe } from '../../eval/linear-probe.js';
 import { Rng } from '../../core/random.js';
 import { hasFashion, isolatedCache, tmpDir, trainTinyRun } from '../helpers.js';
 import { exportRun } from '../../export/exporter.js';
+import { evaluate } from '../../eval/evaluate.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
 
@@ -110,5 +111,30 @@ describe.runIf(hasFashion)('sslkit eval', () => {
     const bad = spawnSync(process.execPath, [bin, 'eval', model], { encoding: 'utf8', env: { ...process.env, SSLKIT_CACHE: cache } });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/an ONNX model needs --data/);
+  });
+});
+
+describe('a run remembers its data', () => {
+  it("eval RUN finds a data set that only the run's --data-dir had", async () => {
+    isolatedCache();
+    // CIFAR-10's binary format, written small in a folder no default lookup searches.
+    const dir = tmpDir('sslkit-cifar-bin-');
+    const rng = new Rng(5);
+    const batch = (n: number) => {
+      const b = new Uint8Array(n * 3073);
+      for (let i = 0; i < n; i++) {
+        b[i * 3073] = i % 10;
+        for (let p = 1; p < 3073; p++) b[i * 3073 + p] = (i % 10) * 20 + rng.int(40);
+      }
+      return b;
+    };
+    for (let i = 1; i <= 5; i++) fs.writeFileSync(path.join(dir, `data_batch_${i}.bin`), batch(20));
+    fs.writeFileSync(path.join(dir, 'test_batch.bin'), batch(40));
+    const run = await trainTinyRun({ data: 'cifar10', dataDir: dir, limit: undefined, batchSize: 32 });
+    const r = await evaluate(run, { probeEpochs: 1 });
+    expect(r.trainImages).toBe(100);
+    expect(r.testImages).toBe(40);
+    // An explicit --data-dir wins over the remembered one.
+    await expect(evaluate(run, { dataDir: tmpDir('sslkit-empty-'), probeEpochs: 1 })).rejects.toThrow(/cifar/i);
   });
 });

@@ -17,7 +17,15 @@ import { whiten, wmseLoss } from '../../train/losses/whitening.js';
 import { queueInfoNce } from '../../train/losses/info-nce.js';
 import { tripletLoss } from '../../train/losses/triplet.js';
 import { dinoLoss, nextCenter } from '../../train/losses/dino.js';
-import { queuedCodes, sinkhorn, swappedPredictionLoss } from '../../train/losses/swav.js';
+import { queuedCodes, sinkhorn, swappedPrediction } from '../../train/losses/swav.js';
+
+/** SwAV's loss without a queue: Sinkhorn codes of the global views, predicted from every other view. */
+const swappedPredictionLoss = (scores: Tensor[], globals: number, temperature: number, epsilon: number, iterations: number) =>
+  swappedPrediction(
+    scores.slice(0, globals).map((s) => sinkhorn(s, epsilon, iterations)),
+    scores,
+    temperature,
+  );
 import { nceLoss, negativeSamplingLoss } from '../../train/losses/memory-bank.js';
 import { mse, maskedMse } from '../../train/losses/reconstruction.js';
 import { distillationLoss } from '../../train/losses/distillation.js';

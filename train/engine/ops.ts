@@ -153,29 +153,6 @@ defineOp('Cast', {
 });
 const ONNX_DT: Record<string, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
 export const cast = (x: T, to: DType) => x.graph.emit('Cast', [x], { to: ONNX_DT[to], _dtype: to } as Attrs)[0];
-defineOp('ArgMax', {
-  shape: (ins, a) => {
-    const ax = normAxis(a.axis as number, ins[0]!.rank);
-    return [{ shape: ins[0]!.shape.filter((_, i) => i !== ax || a.keepdims === 1), dtype: 'int64' as DType }];
-  },
-});
-export const argmax = (x: T, axis: number, keepdims = false) => x.graph.emit('ArgMax', [x], { axis, keepdims: keepdims ? 1 : 0 })[0];
-defineOp('TopK', {
-  shape: (ins, a) => {
-    const ax = normAxis(a.axis as number, ins[0]!.rank);
-    const shape = ins[0]!.shape.map((d, i) => (i === ax ? (a._k as number) : d));
-    return [
-      { shape, dtype: ins[0]!.dtype },
-      { shape, dtype: 'int64' },
-    ];
-  },
-});
-/** Largest k values along an axis and their indices (no gradient; used by kNN and mining). */
-export function topk(x: T, k: number, axis = -1): [T, T] {
-  const [v, i] = x.graph.emit('TopK', [x, x.graph.int64s([k])], { axis, _k: k } as Attrs);
-  return [v, i];
-}
-
 defineOp('Where', {
   shape: (ins) => [{ shape: broadcastShapes('Where', ins[0]!.shape, ins[1]!.shape, ins[2]!.shape), dtype: ins[1]!.dtype }],
   nonDiff: [0],

@@ -46,8 +46,3 @@ export function swappedPrediction(codes: Tensor[], scores: Tensor[], temperature
     1 / pairs.length,
   );
 }
-
-export function swappedPredictionLoss(scores: Tensor[], globals: number, temperature: number, epsilon: number, iterations: number): Tensor {
-  const codes = scores.slice(0, globals).map((s) => sinkhorn(s, epsilon, iterations));
-  return swappedPrediction(codes, scores, temperature);
-}

@@ -5,7 +5,7 @@
  * pixel-exact (no resampling, no colour conversion), which is what makes the browser's embedding
  * match onnxruntime-node's.
  */
-import type { Preprocessing } from './types';
+import { interleavedToInput, type Preprocessing } from './types';
 
 export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   try {
@@ -38,15 +38,8 @@ function grey(r: number, g: number, b: number): number {
 }
 
 export function toInput(img: ImageData, p: Preprocessing): Float32Array {
-  const hw = p.width * p.height;
-  const out = new Float32Array(p.channels * hw);
+  if (p.channels !== 1) return interleavedToInput(img.data, 4, p);
   const d = img.data;
-  for (let q = 0; q < hw; q++) {
-    const r = d[4 * q];
-    const g = d[4 * q + 1];
-    const b = d[4 * q + 2];
-    const px = p.channels === 1 ? [grey(r, g, b)] : [r, g, b];
-    for (let k = 0; k < p.channels; k++) out[k * hw + q] = (px[k] * p.pixelScale - p.mean[k % p.mean.length]) / p.std[k % p.std.length];
-  }
-  return out;
+  const greys = Uint8Array.from({ length: p.width * p.height }, (_, q) => grey(d[4 * q], d[4 * q + 1], d[4 * q + 2]));
+  return interleavedToInput(greys, 1, p);
 }
