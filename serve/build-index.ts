@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Split } from '../data/datasets.js';
-import { sampleSet } from '../core/image-set.js';
+import { sampleIndices, subset } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { OnnxEncoder, type OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
@@ -30,8 +30,11 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
 }
 
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
-  let set = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, log: o.log });
-  set = sampleSet(set, o.limit);
+  const all = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, log: o.log });
+  // --limit: a seeded, class-stratified sample; items keep their data set position as id.
+  const positions =
+    o.limit && o.limit < all.n ? sampleIndices(all.labels, all.n, o.limit) : Int32Array.from({ length: all.n }, (_, i) => i);
+  const set = positions.length === all.n ? all : subset(all, positions);
   const enc = await OnnxEncoder.load(modelFile, o);
   const dim = enc.dim;
   const vectors = new Float32Array(set.n * dim);
@@ -49,8 +52,8 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
   const k = Math.min(set.n, o.clusters ?? (set.classes.length || Math.max(1, Math.round(Math.sqrt(set.n)))));
   const km = kmeans(vectors, dim, k, { seed: 0 });
   const items = Array.from({ length: set.n }, (_, i) => ({
-    id: String(i),
-    source: set.sources?.[i] ?? `${o.data}:${o.split ?? 'test'}:${i}`,
+    id: String(positions[i]),
+    source: set.sources?.[i] ?? `${o.data}:${o.split ?? 'test'}:${positions[i]}`,
     ...(set.labels && set.labels[i] >= 0 ? { label: set.classes[set.labels[i]] } : {}),
   }));
   const index: IndexData = {

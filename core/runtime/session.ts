@@ -1,6 +1,7 @@
 /**
  * onnxruntime-node sessions with an execution-provider choice that falls back visibly:
- * `auto` tries CUDA, then WebGPU, then CPU, keeping the first that actually creates a session.
+ * `auto` tries CUDA, then WebGPU, then CPU, keeping the first that actually creates a session,
+ * and says in one line which it chose and why the others were passed over.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,6 +51,17 @@ function backends(): Set<string> {
   return set;
 }
 
+/**
+ * Whether this Linux machine has a GPU for Dawn (onnxruntime's WebGPU) to find: a DRM render node
+ * or an NVIDIA device. Without one, trying WebGPU only prints Dawn's "Couldn't load Vulkan"
+ * warnings from native code (they read like a crash), so `auto` does not try it.
+ */
+function gpuDevicePresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  const has = (dir: string, prefix: string) => fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith(prefix));
+  return has('/dev/dri', 'renderD') || has('/dev', 'nvidia');
+}
+
 /** What each device setting settled on in this process, so later sessions neither probe nor log again. */
 const settled = new Map<Device, LoadedSession['provider']>();
 
@@ -67,10 +79,14 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
         : [device, 'cpu'];
   const first = !settled.has(device);
   const available = backends();
+  if (device === 'auto' && !gpuDevicePresent()) available.delete('webgpu');
   let lastError = '';
+  /** Why each GPU provider was passed over, for `auto`'s one line. */
+  const skipped: string[] = [];
   for (const provider of candidates) {
     if (provider !== 'cpu' && !available.has(provider)) {
       lastError = `${provider} is not in this onnxruntime-node build`;
+      skipped.push(provider === 'cuda' ? 'no CUDA provider libraries' : 'no GPU device for WebGPU');
       if (device !== 'auto') log(`sslkit: execution provider '${provider}' unavailable (${lastError}); falling back to CPU`);
       continue;
     }
@@ -89,8 +105,7 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
       const session = await ort.InferenceSession.create(model, opts);
       if (first && provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);
-      if (first && device === 'auto')
-        log(`sslkit: execution provider ${provider}${provider === 'cpu' ? ' (no CUDA or WebGPU provider could be loaded)' : ''}`);
+      if (first && device === 'auto') log(`sslkit: device ${provider}${skipped.length ? ` (${skipped.join('; ')})` : ''}`);
       if (first) settled.set(device, provider);
       return { session, provider };
     } catch (e) {
@@ -98,7 +113,8 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
       // ORT's messages carry source paths and lambdas; keep the part a user can act on.
       const msg = (e as Error).message.split('\n')[0];
       lastError = /Failed to get a WebGPU adapter.*$/.exec(msg)?.[0] ?? msg.replace(/^.*\] ?/, '');
-      log(`sslkit: execution provider '${provider}' failed to load (${lastError}); trying the next one`);
+      if (device === 'auto') skipped.push(`${provider}: ${lastError}`);
+      else log(`sslkit: execution provider '${provider}' failed to load (${lastError}); trying the next one`);
     }
   }
   throw new Error(`no execution provider could run the model (${lastError})`);

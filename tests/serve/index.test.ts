@@ -14,6 +14,8 @@ import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { IndexStore } from '../../serve/store.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
+import { loadDataset } from '../../data/datasets.js';
+import { sampleIndices } from '../../core/image-set.js';
 
 describe('k-means', () => {
   it('recovers well-separated clusters exactly and keeps unit centroids', () => {
@@ -46,14 +48,19 @@ describe.runIf(hasFashion)('sslkit index', () => {
     expect(idx.items).toHaveLength(300);
     expect(idx.vectors).toEqual(built.vectors);
     expect(idx.clusters.k).toBe(10);
-    expect(idx.items[0]).toMatchObject({ id: '0', source: 'fashion-mnist:test:0', label: 'Ankle boot' });
+    // --limit samples by class; each item keeps its test-set position as id and source.
+    const test = await loadDataset('fashion-mnist', 'test', { dataDir: FASHION_DIR });
+    const positions = Array.from(sampleIndices(test.labels, test.n, 300));
+    expect(idx.items.map((it) => it.id)).toEqual(positions.map(String));
+    expect(idx.items[0]).toMatchObject({ source: `fashion-mnist:test:${positions[0]}`, label: test.classes[test.labels![positions[0]]] });
+    expect(new Set(idx.items.map((it) => it.label)).size).toBe(10);
     expect(idx.model.metadata.method).toBe('simclr');
     const search = new ExactSearch(idx);
     let sameLabel = 0;
     for (let i = 0; i < 300; i += 7) {
       const v = idx.vectors.subarray(i * idx.dim, (i + 1) * idx.dim);
       const nn = search.search(v, 5);
-      expect(nn[0].id).toBe(String(i));
+      expect(nn[0].id).toBe(idx.items[i].id);
       expect(nn[0].score).toBeCloseTo(1, 5);
       for (let j = 1; j < 5; j++) expect(nn[j].score).toBeLessThanOrEqual(nn[j - 1].score);
       if (nn[1].item.label === idx.items[i].label) sameLabel++;
@@ -70,7 +77,7 @@ describe.runIf(hasFashion)('sslkit index', () => {
     expect(fs.existsSync(`${out}.hnsw`)).toBe(true);
     const store = IndexStore.open(out, { annThreshold: 400 });
     expect(store.annLoaded).toBe(true);
-    expect(store.nearest(loadIndex(out).vectors.subarray(0, 32), 1)[0].id).toBe('0');
+    expect(store.nearest(loadIndex(out).vectors.subarray(0, 32), 1)[0].id).toBe(loadIndex(out).items[0].id);
     store.close();
     // Below the threshold: exact search only, no graph files.
     const small = path.join(tmpDir(), 's.idx');
@@ -88,7 +95,7 @@ describe.runIf(hasFashion)('sslkit index', () => {
       log: () => {},
     });
     expect([idx.dim, idx.clusters.k]).toEqual([48, 4]);
-    expect(new ExactSearch(loadIndex(out)).search(idx.vectors.subarray(48 * 5, 48 * 6), 1)[0].id).toBe('5');
+    expect(new ExactSearch(loadIndex(out)).search(idx.vectors.subarray(48 * 5, 48 * 6), 1)[0].id).toBe(idx.items[5].id);
   });
 
   it('damaged or foreign files are refused with the reason', async () => {

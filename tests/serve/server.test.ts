@@ -14,6 +14,7 @@ import { startServer, type RunningServer } from '../../serve/server.js';
 import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 import { preprocessImages } from '../../core/preprocess.js';
 import { loadDataset } from '../../data/datasets.js';
+import { sampleIndices, type ImageSet } from '../../core/image-set.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
@@ -29,16 +30,21 @@ describe.runIf(hasFashion)('sslkit serve', () => {
   let indexFile: string;
   let s: RunningServer;
   let pngs: Buffer[] = [];
+  /** Test images in both indexes (limit 200 and 50: --limit samples the same per-class order), ascending. */
+  let picked: number[] = [];
+  let test: ImageSet;
 
   beforeAll(async () => {
     isolatedCache();
     model = await tinyModel();
     indexFile = path.join(tmpDir(), 'g.idx');
     await buildIndex(model, indexFile, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 200, log: () => {} });
-    // Real test images as PNG files' bytes.
-    const test = await loadDataset('fashion-mnist', 'test', { dataDir: FASHION_DIR });
+    // Real test images that the indexes hold, as PNG files' bytes.
+    test = await loadDataset('fashion-mnist', 'test', { dataDir: FASHION_DIR });
+    picked = Array.from(sampleIndices(test.labels, test.n, 50).subarray(0, 4));
+    expect(Array.from(sampleIndices(test.labels, test.n, 200))).toEqual(expect.arrayContaining(picked));
     pngs = await Promise.all(
-      [0, 1, 2, 3].map((i) =>
+      picked.map((i) =>
         sharp(Buffer.from(test.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
           .png()
           .toBuffer(),
@@ -65,8 +71,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const dim = a.body.data[0].embedding.length;
     // The same image through the loader directly.
     const enc = await OnnxEncoder.load(model, { log: () => {} });
-    const test = await loadDataset('fashion-mnist', 'test', { dataDir: FASHION_DIR });
-    const direct = await enc.embed(preprocessImages(test, [0], enc.preprocessing), 1);
+    const direct = await enc.embed(preprocessImages(test, [picked[0]], enc.preprocessing), 1);
     await enc.release();
     a.body.data[0].embedding.forEach((v: number, i: number) => expect(v).toBeCloseTo(direct[i], 4));
     const form = new FormData();
@@ -88,10 +93,13 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const r = await post(`${s.url}/v1/search`, { image: pngs[0].toString('base64'), k: 5 });
     expect(r.status).toBe(200);
     expect(r.body.data).toHaveLength(5);
-    expect(r.body.data[0]).toMatchObject({ id: '0', metadata: { source: 'fashion-mnist:test:0', label: 'Ankle boot' } });
-    expect(r.body.data[0].score).toBeCloseTo(1, 4); // test image 0 is in the index
+    expect(r.body.data[0]).toMatchObject({
+      id: String(picked[0]),
+      metadata: { source: `fashion-mnist:test:${picked[0]}`, label: test.classes[test.labels![picked[0]]] },
+    });
+    expect(r.body.data[0].score).toBeCloseTo(1, 4); // the image is in the index
     const emb = (await post(`${s.url}/v1/embeddings`, { input: pngs[2].toString('base64') })).body.data[0].embedding;
-    expect((await post(`${s.url}/v1/search`, { embedding: emb, k: 1 })).body.data[0].id).toBe('2');
+    expect((await post(`${s.url}/v1/search`, { embedding: emb, k: 1 })).body.data[0].id).toBe(String(picked[2]));
     const a = await post(`${s.url}/v1/clusters/assign`, { embedding: emb, members: 3 });
     expect(a.status).toBe(200);
     expect(a.body.members.length).toBeGreaterThan(0);
@@ -146,7 +154,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const del = await fetch(`${s.url}/v1/index/items/nope`, { method: 'DELETE' });
     expect([del.status, ((await del.json()) as any).error.code]).toEqual([404, 'unknown_id']);
     // Still healthy and still right.
-    expect((await post(`${s.url}/v1/search`, { image: pngs[3].toString('base64'), k: 1 })).body.data[0].id).toBe('3');
+    expect((await post(`${s.url}/v1/search`, { image: pngs[3].toString('base64'), k: 1 })).body.data[0].id).toBe(String(picked[3]));
   });
 
   it('concurrent writes lose nothing; deletes work; /metrics, /readyz, /v1/models, /openapi.json', async () => {
@@ -291,7 +299,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const withIndex = await startServer({ model: FOREIGN, index: foreignIndex, port: 0, device: 'cpu', log: () => {} });
     try {
       const r = await post(`${withIndex.url}/v1/search`, { image: pngs[0].toString('base64'), k: 3 });
-      expect(r.body.data[0]).toMatchObject({ id: '0' });
+      expect(r.body.data[0]).toMatchObject({ id: String(picked[0]) });
       // sharp's resize (28 → 32 px) and the index builder's bilinear resize differ slightly.
       expect(r.body.data[0].score).toBeGreaterThan(0.99);
       expect((await post(`${withIndex.url}/v1/clusters/assign`, { image: pngs[1].toString('base64') })).body.cluster).toBeLessThan(3);
@@ -351,7 +359,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     const s2 = await startServer({ model: FOREIGN, index: idx, preprocessing: pre, port: 0, device: 'cpu', log: () => {} });
     try {
       const r = await post(`${s2.url}/v1/search`, { image: pngs[0].toString('base64'), k: 1 });
-      expect(r.body.data[0]).toMatchObject({ id: '0' });
+      expect(r.body.data[0]).toMatchObject({ id: String(picked[0]) });
       expect(((await (await fetch(`${s2.url}/v1/models`)).json()) as any).data[0].input.mean).toEqual([0.5, 0.5, 0.5]);
     } finally {
       await s2.close();
