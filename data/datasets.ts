@@ -19,7 +19,14 @@ import { SOURCES } from './sources.js';
 
 export type Split = 'train' | 'test';
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'cifar10', 'folder:PATH'];
+export const DATASET_NAMES = ['fashion-mnist-small', 'fashion-mnist', 'mnist', 'cifar10', 'folder:PATH'];
+
+/**
+ * `fashion-mnist-small` ships inside sslkit (datasets/fashion-mnist-small: 20,000 training and
+ * 2,000 test images of Fashion-MNIST, a seeded class-stratified sample in the original IDX
+ * format), so the quick start runs from the repository alone, offline.
+ */
+export const EMBEDDED_DIR = path.resolve(import.meta.dirname, '../datasets/fashion-mnist-small');
 
 export interface DatasetOptions {
   dataDir?: string;
@@ -32,17 +39,21 @@ export interface DatasetOptions {
 }
 
 export function dataRoots(dataDir?: string): string[] {
-  const roots = [dataDir, process.env.SSLKIT_DATA, path.join(cacheDir(), 'data'), '/usr/share/datasets'];
+  // SSLKIT_NO_SYSTEM_DATA=1 leaves Debian's folder out (tests of a machine without the packages).
+  const system = process.env.SSLKIT_NO_SYSTEM_DATA === '1' ? undefined : '/usr/share/datasets';
+  const roots = [dataDir, process.env.SSLKIT_DATA, path.join(cacheDir(), 'data'), system];
   return roots.filter((r): r is string => !!r);
 }
 
-export function parseDatasetName(spec: string): { kind: 'fashion-mnist' | 'mnist' | 'cifar10' | 'folder'; path?: string } {
+type IdxKind = 'fashion-mnist-small' | 'fashion-mnist' | 'mnist';
+
+export function parseDatasetName(spec: string): { kind: IdxKind | 'cifar10' | 'folder'; path?: string } {
   if (spec.startsWith('folder:')) {
     const p = spec.slice('folder:'.length);
     if (!p) throw new UserError(`dataset 'folder:' needs a path, e.g. folder:./my-images`);
     return { kind: 'folder', path: path.resolve(p) };
   }
-  if (spec === 'fashion-mnist' || spec === 'mnist' || spec === 'cifar10') return { kind: spec };
+  if (spec === 'fashion-mnist-small' || spec === 'fashion-mnist' || spec === 'mnist' || spec === 'cifar10') return { kind: spec };
   throw new UserError(`unknown dataset '${spec}' (expected one of: ${DATASET_NAMES.join(', ')})`);
 }
 
@@ -50,7 +61,11 @@ const IDX_FILES = (split: Split) =>
   split === 'train' ? ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'] : ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
 
 /** The first of `names` (with or without .gz) found in a candidate folder of any root. */
-function findIdx(kind: 'fashion-mnist' | 'mnist', split: Split, dataDir?: string): string[] | null {
+function findIdx(kind: IdxKind, split: Split, dataDir?: string): string[] | null {
+  if (kind === 'fashion-mnist-small') {
+    const files = IDX_FILES(split).map((n) => path.join(EMBEDDED_DIR, `${n}.gz`));
+    return files.every((f) => fs.existsSync(f)) ? files : null;
+  }
   for (const root of dataRoots(dataDir)) {
     for (const dir of [root, ...SOURCES[kind].folders.map((f) => path.join(root, f))]) {
       const files = IDX_FILES(split).map((n) => [path.join(dir, n), path.join(dir, `${n}.gz`)].find((p) => fs.existsSync(p)));
@@ -161,6 +176,8 @@ export async function loadDataset(spec: string, split: Split, o: DatasetOptions 
     });
   }
   const files = findIdx(ds.kind, split, o.dataDir);
+  if (!files && ds.kind === 'fashion-mnist-small')
+    throw new UserError(`the embedded data set is missing from ${EMBEDDED_DIR} (an incomplete checkout?); use --data fashion-mnist`);
   if (!files) throw notFound(ds.kind, o.dataDir);
   return cached(`${ds.kind}-${split}`, files, () => {
     const img = parseIdx(files[0], 3);
@@ -169,7 +186,7 @@ export async function loadDataset(spec: string, split: Split, o: DatasetOptions 
     const [n, h, w] = img.dims;
     const pixels = new Uint8Array(new SharedArrayBuffer(n * h * w));
     pixels.set(img.data);
-    const classes = ds.kind === 'fashion-mnist' ? FASHION_CLASSES.slice() : [...Array(10).keys()].map(String);
+    const classes = ds.kind === 'mnist' ? [...Array(10).keys()].map(String) : FASHION_CLASSES.slice();
     return { n, c: 1, h, w, pixels, labels: Int32Array.from(lab.data), classes };
   });
 }
