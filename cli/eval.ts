@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { evaluate } from '../eval/evaluate.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
-import { intOption } from './options.js';
+import { floatOption, intOption } from './options.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -14,6 +14,11 @@ export function evalCommand(): Command {
     .argument('<run-or-model>', 'run folder from sslkit train, or an ONNX encoder')
     .option('--data <name>', "fashion-mnist, mnist, cifar10 or folder:PATH (default: the run's)")
     .option('--data-dir <dir>', 'look here first for dataset files')
+    .option(
+      '--test-fraction <x>',
+      "a labelled folder without train/ and test/: the held-out share of each class (default: the run's, else 0.1; 0: leave-one-out kNN on all images)",
+      floatOption('--test-fraction', 0),
+    )
     .option(
       '--train-limit <n>',
       'train images used (a fixed random sample, stratified by class; the same images as train --limit n; default all)',
@@ -37,6 +42,7 @@ export function evalCommand(): Command {
         f: {
           data?: string;
           dataDir?: string;
+          testFraction?: number;
           trainLimit?: number;
           testLimit?: number;
           probeEpochs: number;
@@ -59,9 +65,10 @@ export function evalCommand(): Command {
         const rows: [string, string][] = [
           ['encoder', `${r.encoder} (${r.dim}-d)`],
           ['data', `${r.data}: ${r.trainImages} train (memory / probe fit), ${r.testImages} test (scored)`],
+          ['scored', r.split],
           ['kNN top-1, k=200 weighted', pct(r.knn_top1_k200)],
           ['kNN top-1, k=20 weighted', pct(r.knn_top1_k20)],
-          ['linear probe top-1', pct(r.linear_probe_top1)],
+          ['linear probe top-1', r.linear_probe_top1 === null ? 'none (no held-out images)' : pct(r.linear_probe_top1)],
           ['k-means NMI', r.kmeans_nmi.toFixed(4)],
           ['k-means accuracy (Hungarian)', pct(r.kmeans_accuracy)],
           ['collapse std', `${r.collapse_std.toFixed(4)} (healthy ≈ ${r.healthy_std.toFixed(4)}, collapsed → 0)`],

@@ -10,6 +10,7 @@ import { DEVICES } from '../core/runtime/session.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/engine/optim.js';
 import { CONV_INITS, type ConvInit } from '../train/engine/nn.js';
 import { UserError } from '../core/errors.js';
+import { DEFAULT_TEST_FRACTION } from '../data/datasets.js';
 import { floatOption, intOption, keyValue } from './options.js';
 import { trainingProgress } from './progress.js';
 
@@ -32,6 +33,7 @@ interface TrainFlags {
   cropMinScale: number;
   set: Record<string, number>;
   limit?: number;
+  testFraction: number;
   seed: number;
   device: string;
   threads: number;
@@ -75,6 +77,12 @@ export function trainCommand(): Command {
     .option('--teacher <model.onnx>', 'frozen ONNX encoder for distill and bownet (one exported here, or a foreign one)')
     .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
     .option('--limit <n>', 'train on n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
+    .option(
+      '--test-fraction <x>',
+      'a labelled folder without train/ and test/: the share of each class held out for the kNN check, never trained on (0: none, leave-one-out)',
+      floatOption('--test-fraction', 0),
+      DEFAULT_TEST_FRACTION,
+    )
     .option('--seed <n>', 'random seed', intOption('--seed'), 0)
     .addOption(new Option('--device <device>', 'execution provider; falls back to CPU with a log line').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
@@ -121,6 +129,7 @@ export function trainCommand(): Command {
         cropMinScale: base?.cropMinScale ?? f.cropMinScale,
         hp: base?.hp ?? f.set,
         limit: base?.limit ?? f.limit,
+        testFraction: base?.testFraction ?? f.testFraction,
         seed: base?.seed ?? f.seed,
         device: f.device,
         threads: f.threads,

@@ -113,7 +113,13 @@ export function knnAccuracy(
   queries: Float32Array,
   qLabels: Int32Array,
   d: number,
-  o: { k: number; temperature: number; classes: number },
+  o: {
+    k: number;
+    temperature: number;
+    classes: number;
+    /** Leave-one-out: per query, the memory row holding the same image (-1: none), never its own neighbour. */
+    exclude?: Int32Array;
+  },
 ): number {
   const m = memory.length / d;
   const q = queries.length / d;
@@ -122,6 +128,7 @@ export function knnAccuracy(
   let correct = 0;
   for (let i = 0; i < q; i++) {
     dotAll(queries, i * d, memory, d, scores);
+    if (o.exclude && o.exclude[i] >= 0) scores[o.exclude[i]] = -Infinity;
     const nn = topK(scores, o.k);
     votes.fill(0);
     for (let j = 0; j < nn.index.length; j++) votes[memLabels[nn.index[j]]] += Math.exp(nn.score[j] / o.temperature);
@@ -149,4 +156,15 @@ export function collapseStd(x: Float32Array, d: number): number {
     total += Math.sqrt(Math.max(s2 / n - mean * mean, 0));
   }
   return total / d;
+}
+
+/**
+ * For leave-one-out kNN: per query image, the memory row of the same image (matched by source),
+ * or -1. Null when the two sets share no image.
+ */
+export function sameImageRows(memorySources: string[] | undefined, querySources: string[] | undefined): Int32Array | null {
+  if (!memorySources || !querySources) return null;
+  const row = new Map(memorySources.map((s, i) => [s, i]));
+  const ex = Int32Array.from(querySources, (s) => row.get(s) ?? -1);
+  return ex.some((v) => v >= 0) ? ex : null;
 }

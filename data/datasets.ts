@@ -11,10 +11,10 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { UserError } from '../core/errors.js';
 import { cacheDir } from '../core/fs.js';
-import { loadImageSet, saveImageSet, type ImageSet } from '../core/image-set.js';
+import { loadImageSet, saveImageSet, subset, type ImageSet } from '../core/image-set.js';
 import { parseIdx } from './idx.js';
 import { cifarBatchFiles, parseCifarBatches, CIFAR10_CLASSES } from './cifar-binary.js';
-import { loadImageFolder } from './folder.js';
+import { heldOutIndices, loadImageFolder } from './folder.js';
 import { SOURCES } from './sources.js';
 
 export type Split = 'train' | 'test';
@@ -36,7 +36,11 @@ export interface DatasetOptions {
   strict?: boolean;
   log?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
+  /** A labelled folder without train/ and test/ sub-folders: the share of each class held out as its test split (0: none). */
+  testFraction?: number;
 }
+
+export const DEFAULT_TEST_FRACTION = 0.1;
 
 export function dataRoots(dataDir?: string): string[] {
   // SSLKIT_NO_SYSTEM_DATA=1 leaves Debian's folder out (tests of a machine without the packages).
@@ -154,9 +158,18 @@ function notFound(kind: string, dataDir?: string): UserError {
 export async function loadDataset(spec: string, split: Split, o: DatasetOptions = {}): Promise<ImageSet> {
   const ds = parseDatasetName(spec);
   if (ds.kind === 'folder') {
-    const root = fs.existsSync(path.join(ds.path!, split)) ? path.join(ds.path!, split) : ds.path!;
     // A user's folder changes between runs, so it is decoded each time (sharp: ~2k images/s).
-    return loadImageFolder(root, o);
+    if (fs.existsSync(path.join(ds.path!, split))) return loadImageFolder(path.join(ds.path!, split), o);
+    const all = await loadImageFolder(ds.path!, o);
+    const fraction = o.testFraction ?? DEFAULT_TEST_FRACTION;
+    if (!all.labels || fraction === 0) return all; // nothing to hold out: scoring needs leave-one-out (eval does it)
+    const held = heldOutIndices(all.sources!, all.labels, fraction);
+    const keep = Array.from({ length: all.n }, (_, i) => i).filter((i) => held.has(i) === (split === 'test'));
+    o.log?.(
+      `${spec} has no ${split}/ sub-folder: its ${split} split is ${split === 'test' ? 'the held-out' : 'all but the held-out'} ` +
+        `${(100 * fraction).toFixed(0)}% of each class (${keep.length} of ${all.n} images; --test-fraction)`,
+    );
+    return subset(all, keep);
   }
   if (ds.kind === 'cifar10') {
     const loc = findCifar(o.dataDir);

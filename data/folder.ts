@@ -4,6 +4,7 @@
  * sharp and resized (cover, centred) to one size. A corrupt or truncated image is skipped with a
  * count and the first names in a warning, or is fatal with `strict`.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -96,4 +97,26 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
     classes,
     sources: keep.map((i) => path.relative(root, entries[i].file)),
   };
+}
+
+/**
+ * The held-out test share of a labelled folder that has no train/ and test/ sub-folders: in each
+ * class, the round(fraction · count) images (at least one where the class has two or more) whose
+ * seeded hash of the relative path is lowest. It depends only on the file names, so eval and a
+ * resumed run hold out the same images, and adding images moves at most a boundary image.
+ */
+export function heldOutIndices(sources: string[], labels: Int32Array, fraction: number, seed = 0): Set<number> {
+  const byClass = new Map<number, { i: number; h: string }[]>();
+  sources.forEach((src, i) => {
+    const h = crypto.createHash('sha256').update(`${seed}:${src}`).digest('hex');
+    if (!byClass.has(labels[i])) byClass.set(labels[i], []);
+    byClass.get(labels[i])!.push({ i, h });
+  });
+  const out = new Set<number>();
+  for (const members of byClass.values()) {
+    const take = members.length < 2 ? 0 : Math.max(1, Math.round(fraction * members.length));
+    members.sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+    for (const m of members.slice(0, take)) out.add(m.i);
+  }
+  return out;
 }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
 import { sampleSet, type ImageSet } from '../core/image-set.js';
-import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
+import { collapseStd, knnAccuracy, normalizeRows, sameImageRows } from '../core/vectors.js';
 import { kmeans } from '../core/kmeans.js';
 import { UserError } from '../core/errors.js';
 import type { Device } from '../core/runtime/session.js';
@@ -29,6 +29,8 @@ import { curvesPng, embeddingMapPng } from './plots.js';
 export interface EvalOptions {
   data?: string;
   dataDir?: string;
+  /** A labelled folder without train/ and test/: the held-out share of each class (default: the run's, else 0.1; 0: leave-one-out). */
+  testFraction?: number;
   trainLimit?: number;
   testLimit?: number;
   probeEpochs?: number;
@@ -50,7 +52,10 @@ export interface EvalResult {
   dim: number;
   knn_top1_k200: number;
   knn_top1_k20: number;
-  linear_probe_top1: number;
+  /** How the scored images relate to the memory: a test split, a held-out share, or leave-one-out on the same images. */
+  split: string;
+  /** Null when no image is held out (a probe fitted on the images it is scored on says nothing). */
+  linear_probe_top1: number | null;
   kmeans_nmi: number;
   kmeans_accuracy: number;
   collapse_std: number;
@@ -64,9 +69,10 @@ type Embed = (s: ImageSet) => Promise<{ x: Float32Array; dim: number }>;
 /** What evaluate() needs of an encoder: a way to embed an image set. */
 export interface EvalEncoder {
   embed: Embed;
-  /** The run's dataset, and where it was read from, when the encoder comes from a run. */
+  /** The run's dataset, where it was read from and its held-out share, when the encoder comes from a run. */
   data?: string;
   dataDir?: string;
+  testFraction?: number;
   /** The run folder (for its training curves). */
   run?: string;
   release: () => Promise<void>;
@@ -80,6 +86,7 @@ export async function runEncoder(run: string, values: Map<string, Float32Array>,
   return {
     data: cfg.data,
     dataDir: cfg.dataDir,
+    testFraction: cfg.testFraction,
     run,
     embed: async (s) => ({ x: await emb.embed(plainImages(s, mean, std), s.n), dim: emb.dim }),
     release: () => emb.release(),
@@ -125,8 +132,9 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
   let tr: { x: Float32Array; dim: number };
   let te: { x: Float32Array; dim: number };
   try {
-    train = sampleSet(await loadDataset(data, 'train', { dataDir, log }), o.trainLimit);
-    test = sampleSet(await loadDataset(data, 'test', { dataDir, log }), o.testLimit);
+    const testFraction = o.testFraction ?? (data === enc.data ? enc.testFraction : undefined);
+    train = sampleSet(await loadDataset(data, 'train', { dataDir, testFraction, log }), o.trainLimit);
+    test = sampleSet(await loadDataset(data, 'test', { dataDir, testFraction, log: () => {} }), o.testLimit);
     if (!train.labels || !test.labels) throw new UserError(`${data}: evaluation needs labels (a folder of class sub-folders)`);
     log(`embedding ${train.n} train and ${test.n} test images`);
     tr = await enc.embed(train);
@@ -138,11 +146,22 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
   const classes = train.classes.length;
   const m = normalizeRows(Float32Array.from(tr.x), d);
   const q = normalizeRows(Float32Array.from(te.x), d);
-  const knn = (k: number) => knnAccuracy(m, train.labels!, q, test.labels!, d, { k: Math.min(k, train.n), temperature: 0.1, classes });
-  log('kNN, linear probe, k-means');
+  // Scored on the images of the memory (a plain folder with --test-fraction 0): leave-one-out.
+  const exclude = sameImageRows(train.sources, test.sources);
+  const split = exclude
+    ? `leave-one-out on ${test.n} images that are also the memory (nothing held out); no linear probe`
+    : `${test.n} test images apart from the ${train.n} of the memory`;
+  log(`scoring: ${split}`);
+  const knn = (k: number) =>
+    knnAccuracy(m, train.labels!, q, test.labels!, d, {
+      k: Math.min(k, train.n - (exclude ? 1 : 0)),
+      temperature: 0.1,
+      classes,
+      exclude: exclude ?? undefined,
+    });
   const knn200 = knn(200);
   const knn20 = knn(20);
-  const probe = await linearProbe(tr.x, train.labels!, te.x, test.labels!, d, classes, { epochs: o.probeEpochs ?? 30 });
+  const probe = exclude ? null : await linearProbe(tr.x, train.labels!, te.x, test.labels!, d, classes, { epochs: o.probeEpochs ?? 30 });
   const km = kmeans(q, d, classes, { seed: 0 });
   const pictures: string[] = [];
   if (o.out) {
@@ -188,6 +207,7 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
     dim: d,
     knn_top1_k200: knn200,
     knn_top1_k20: knn20,
+    split,
     linear_probe_top1: probe,
     kmeans_nmi: nmi(km.assign, test.labels!, classes, classes),
     kmeans_accuracy: hungarianAccuracy(km.assign, test.labels!, classes, classes),

@@ -131,8 +131,8 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   let images: Float32Array;
   let n: number;
   try {
-    const test = await loadDataset(cfg.data, 'test', { dataDir: o.dataDir ?? cfg.dataDir }).catch(() =>
-      loadDataset(cfg.data, 'train', { dataDir: o.dataDir ?? cfg.dataDir }),
+    const test = await loadDataset(cfg.data, 'test', { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction }).catch(() =>
+      loadDataset(cfg.data, 'train', { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction }),
     );
     n = Math.min(o.checkImages ?? 64, test.n);
     images = makePlainBatch(

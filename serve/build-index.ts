@@ -30,7 +30,8 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
 }
 
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
-  const all = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, log: o.log });
+  // A plain folder (no train/ and test/) is indexed whole: nothing is held out of a gallery.
+  const all = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, testFraction: 0, log: o.log });
   // --limit: a seeded, class-stratified sample; items keep their data set position as id.
   const positions =
     o.limit && o.limit < all.n ? sampleIndices(all.labels, all.n, o.limit) : Int32Array.from({ length: all.n }, (_, i) => i);

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
+import { DEFAULT_TEST_FRACTION } from '../data/datasets.js';
 import type { ImageSet } from '../core/image-set.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { DEFAULT_OPTIMIZER, LR_SCHEDULES, type OptimizerConfig } from './engine/optim.js';
@@ -42,6 +43,8 @@ export const TrainConfigSchema = z.object({
   cropMinScale: z.number().gt(0).max(1).default(0.2),
   /** Hyper-parameters of the method (`--set key=value`). */
   hp: z.record(z.string(), z.number()).default({}),
+  /** A labelled folder without train/ and test/ sub-folders: the share of each class held out, never trained on (0: none). */
+  testFraction: z.number().min(0).max(0.9).default(DEFAULT_TEST_FRACTION),
   /** Train on N images only: a seeded sample, stratified by class (quick runs and tests). */
   limit: z.number().int().positive().optional(),
   seed: z.number().int().default(0),

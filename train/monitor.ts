@@ -4,7 +4,7 @@
  * and the collapse monitor's per-dimension spread of the method's embeddings.
  */
 import { sampleSet, type ImageSet } from '../core/image-set.js';
-import { collapseStd, knnAccuracy, normalizeRows } from '../core/vectors.js';
+import { collapseStd, knnAccuracy, normalizeRows, sameImageRows } from '../core/vectors.js';
 import { loadDataset } from '../data/datasets.js';
 import { plainImages } from './augment/views.js';
 import { Embedder, recalibrateBatchNorm } from './encoder.js';
@@ -19,8 +19,12 @@ export interface KnnSets {
 export async function knnSets(cfg: ResolvedConfig, trainSet: ImageSet, log: (l: string) => void): Promise<KnnSets | null> {
   if (cfg.knnMemory <= 0 || cfg.knnQueries <= 0 || !trainSet.labels) return null;
   try {
-    const test = await loadDataset(cfg.data, 'test', { dataDir: cfg.dataDir, log: (l) => log(`warning: ${l}`) });
-    return test.labels ? { mem: sampleSet(trainSet, cfg.knnMemory), queries: sampleSet(test, cfg.knnQueries) } : null;
+    const test = await loadDataset(cfg.data, 'test', { dataDir: cfg.dataDir, testFraction: cfg.testFraction, log: () => {} });
+    if (!test.labels) return null;
+    const sets = { mem: sampleSet(trainSet, cfg.knnMemory), queries: sampleSet(test, cfg.knnQueries) };
+    if (sameImageRows(sets.mem.sources, sets.queries.sources))
+      log('kNN check: no held-out images (--test-fraction 0), so leave-one-out on training images');
+    return sets;
   } catch (e) {
     log(`kNN check off: ${(e as Error).message}`);
     return null;
@@ -42,6 +46,8 @@ export async function knnCheck(
       k: Math.min(200, sets.mem.n),
       temperature: 0.1,
       classes: cfg.resolved.classes.length,
+      // A query never counts itself as a neighbour (a plain folder scored on its training images).
+      exclude: sameImageRows(sets.mem.sources, sets.queries.sources) ?? undefined,
     });
     return { top1, collapse: collapseStd(q, emb.dim) };
   } finally {

@@ -49,7 +49,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const runDir = path.resolve(input.out);
   const saved = resumeFrom ? readRunConfig(resumeFrom) : null;
   const data = saved ?? input;
-  let trainSet = await loadDataset(data.data, 'train', { dataDir: input.dataDir ?? data.dataDir, log: (l) => log(`warning: ${l}`) });
+  let trainSet = await loadDataset(data.data, 'train', { dataDir: input.dataDir ?? data.dataDir, testFraction: data.testFraction, log });
   // A seeded, class-stratified sample (seed 0 whatever the run's seed: eval's --train-limit N picks the same images).
   trainSet = sampleSet(trainSet, data.limit);
   if (trainSet.h !== trainSet.w) throw new UserError(`${data.data}: images are ${trainSet.h}×${trainSet.w}; square images are expected`);
