@@ -1,31 +1,17 @@
 """The PyTorch peer of bench/train-step.ts: the same SimCLR step (same networks, NT-Xent, AdamW)
 on random data, timed the same way. Prints one JSON line: {"img_s": ..., "ms": ..., "rss_mb": ...}."""
-import json, resource, sys, time
+import json, os, resource, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'parity'))
+from sslkit_net import Block  # noqa: E402  (sslkit's basic block, parameter names and all)
 
 backbone, batch, size, channels, threads, steps, proj_hidden = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 device = sys.argv[8] if len(sys.argv) > 8 else "cpu"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        return F.relu(h + (self.down(x) if self.down is not None else x))
 
 
 def net(name):
