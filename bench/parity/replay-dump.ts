@@ -4,6 +4,9 @@
  * BatchNorm buffers, every step's two views and learning rate, and sslkit's loss per step.
  * `replay.py` then trains the same network in PyTorch from the same start on the same batches,
  * so any difference in the loss curve is in the step (forward, backward, optimiser), not in the data.
+ * Run it for a whole recipe (`--steps 117` is 3 epochs of 10,000 images) and `replay.py --knn`
+ * scores the PyTorch model trained on sslkit's batches: the same kNN as sslkit's own run means the
+ * engine learns what PyTorch learns, and any gap to PyTorch's own run is in the data.
  *
  *   npx tsx bench/parity/replay-dump.ts --data-dir DIR --steps 20 --out /tmp/replay
  */
@@ -18,6 +21,7 @@ const { values: a } = parseArgs({
     data: { type: 'string', default: 'cifar10' },
     'data-dir': { type: 'string' },
     steps: { type: 'string', default: '20' },
+    epochs: { type: 'string', default: '3' },
     batch: { type: 'string', default: '256' },
     limit: { type: 'string', default: '10000' },
     out: { type: 'string', default: '/tmp/sslkit-replay' },
@@ -33,16 +37,18 @@ const cfg = TrainConfigSchema.parse({
   method: 'simclr',
   data: a.data,
   dataDir: a['data-dir'],
-  epochs: 10,
+  epochs: Number(a.epochs),
   batchSize: Number(a.batch),
   optimizer: 'adamw',
   lr: 1e-3,
   weightDecay: 1e-6,
   warmupEpochs: 0,
+  lrSchedule: 'constant',
   hp: { proj_hidden: 256, temperature: 0.2, ...hp },
   limit: Number(a.limit),
   knnMemory: 0,
-  maxSteps: steps,
+  // The whole run when the steps cover it, so that it ends like one (BN re-estimated, as run.ts scores it).
+  maxSteps: steps < Math.floor(Number(a.limit) / Number(a.batch)) * Number(a.epochs) ? steps : undefined,
   out: path.join(out, 'run'),
 });
 const views = fs.openSync(path.join(out, 'views.f32'), 'w');

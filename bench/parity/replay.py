@@ -2,14 +2,19 @@
 learning rates, AdamW as sslkit configures it (decay on conv/linear weights only). Prints both
 loss curves side by side and the largest difference.
 
-  python3 bench/parity/replay.py /tmp/sslkit-replay [--decay-all] [--separate-bn]"""
+  python3 bench/parity/replay.py /tmp/sslkit-replay [--decay-all] [--separate-bn] [--knn DATA_DIR]
+
+With --knn (the folder dump-data.ts wrote), the replayed model is scored like sslkit scores its
+runs: kNN on backbone features, BatchNorm statistics re-estimated on plain training images."""
 import json, sys
 import numpy as np
 import torch
 from sslkit_net import SimCLR, load_sslkit, nt_xent, sslkit_name
 
 d = sys.argv[1]
-flags = set(sys.argv[2:])
+args = sys.argv[2:]
+flags = set(args)
+knn_data = args[args.index("--knn") + 1] if "--knn" in args else None
 torch.manual_seed(0)
 torch.set_num_threads(2)
 manifest = json.load(open(f"{d}/init.json"))
@@ -44,3 +49,34 @@ for i, s in enumerate(meta["steps"]):
     worst = max(worst, abs(loss.item() - s["loss"]))
     print(f"{i}\t{s['loss']:.5f}\t{loss.item():.5f}\t{loss.item() - s['loss']:+.5f}")
 print(f"largest loss difference over {len(meta['steps'])} steps: {worst:.2e}")
+
+if knn_data:
+    import torch.nn as nn
+    import torch.nn.functional as F
+    import torchvision.transforms as T
+
+    meta_d = json.load(open(f"{knn_data}/meta.json"))
+    load = lambda s: (np.fromfile(f"{knn_data}/{s}.u8", dtype=np.uint8).reshape(-1, 3, 32, 32), np.fromfile(f"{knn_data}/{s}.labels", dtype=np.int32))
+    xtr, ytr = load("train")
+    xte, yte = load("test")
+    norm = T.Normalize(meta_d["mean"], meta_d["std"])
+    bb = model.backbone
+    with torch.no_grad():
+        for m in bb.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+        bb.train()
+        idx = np.linspace(0, len(xtr) - 1, 2048).astype(int)
+        for s in range(0, 2048, 256):
+            bb(norm(torch.from_numpy(xtr[idx[s : s + 256]]).float() / 255))
+        bb.eval()
+        feats = lambda x: torch.cat([F.normalize(bb(norm(torch.from_numpy(x[s : s + 500]).float() / 255)), dim=1) for s in range(0, len(x), 500)])
+        M, Q, L = feats(xtr), feats(xte), torch.from_numpy(ytr).long()
+        for k in (200, 20):
+            c = 0
+            for s in range(0, len(Q), 1000):
+                sim, nn_idx = (Q[s : s + 1000] @ M.T).topk(k, dim=1)
+                votes = torch.zeros(len(nn_idx), 10).scatter_add_(1, L[nn_idx], (sim / 0.1).exp())
+                c += (votes.argmax(1).numpy() == yte[s : s + 1000]).sum()
+            print(f"PyTorch trained on sslkit's batches: kNN k={k} {100 * c / len(Q):.2f}%")
