@@ -1,4 +1,5 @@
 /** IDX, CIFAR-10 binary and image folders: real files written here, and the bad inputs' errors. */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -7,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseIdx } from '../../data/idx.js';
 import { parseCifarBatches } from '../../data/cifar-binary.js';
 import { loadImageFolder } from '../../data/folder.js';
-import { loadDataset } from '../../data/datasets.js';
+import { EMBEDDED_DIR, loadDataset } from '../../data/datasets.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tmpDir } from '../helpers.js';
 
 function idxBytes(dims: number[], data: Uint8Array, magicType = 0x08): Buffer {
@@ -108,8 +109,30 @@ describe('image folders', () => {
   });
   it('unknown dataset names are a one-line error listing the known ones', async () => {
     await expect(loadDataset('imagenet', 'train')).rejects.toThrow(
-      /unknown dataset 'imagenet' \(expected one of: fashion-mnist, mnist, cifar10, folder:PATH\)/,
+      /unknown dataset 'imagenet' \(expected one of: fashion-mnist-small, fashion-mnist, mnist, cifar10, folder:PATH\)/,
     );
+  });
+});
+
+describe('the Fashion-MNIST sample that ships with sslkit', () => {
+  it('is 20,000 + 2,000 images, 2,000 and 200 per class, and its files match the checksums its README gives', async () => {
+    const train = await loadDataset('fashion-mnist-small', 'train');
+    const test = await loadDataset('fashion-mnist-small', 'test');
+    expect([train.n, train.c, train.h, train.w, test.n]).toEqual([20000, 1, 28, 28, 2000]);
+    for (const [s, per] of [
+      [train, 2000],
+      [test, 200],
+    ] as const)
+      expect(Array.from({ length: 10 }, (_, c) => s.labels!.filter((l) => l === c).length)).toEqual(new Array(10).fill(per));
+    expect(train.classes[0]).toBe('T-shirt/top');
+    const readme = fs.readFileSync(path.join(EMBEDDED_DIR, 'README.md'), 'utf8');
+    for (const f of fs.readdirSync(EMBEDDED_DIR).filter((f) => f.endsWith('.gz'))) {
+      const sum = crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(EMBEDDED_DIR, f)))
+        .digest('hex');
+      expect(readme).toContain(`${sum}  ${f}`);
+    }
   });
 });
 
