@@ -139,3 +139,14 @@ export async function resolveProvider(device: Device, log?: (line: string) => vo
   await session.release();
   return provider;
 }
+
+/** Runs a session on one float32 input and returns every output as plain data and dims (callers need no onnxruntime types). */
+export async function runFloat32(
+  session: LoadedSession['session'],
+  input: string,
+  data: Float32Array,
+  dims: number[],
+): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
+  const out = await session.run({ [input]: new ort.Tensor('float32', data, dims) });
+  return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims }]));
+}

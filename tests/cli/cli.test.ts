@@ -32,7 +32,9 @@ describe('sslkit CLI', () => {
     const unknown = sslkit('data', 'info', 'imagenet');
     expect(unknown.code).toBe(2);
     expect(unknown.err.trim().split('\n')).toHaveLength(1);
-    expect(unknown.err).toMatch(/^sslkit: unknown dataset 'imagenet' \(expected one of: fashion-mnist-small, fashion-mnist, mnist, cifar10, folder:PATH\)/);
+    expect(unknown.err).toMatch(
+      /^sslkit: unknown dataset 'imagenet' \(expected one of: fashion-mnist-small, fashion-mnist, mnist, cifar10, folder:PATH\)/,
+    );
     const badFolder = sslkit('data', 'info', 'folder:/nonexistent/images');
     expect(badFolder.code).toBe(2);
     expect(badFolder.err).toMatch(/\/nonexistent\/images: no such folder/);
@@ -72,17 +74,21 @@ describe('sslkit CLI', () => {
     expect(diff).toBeGreaterThan(0);
   });
 
-  it.runIf(hasCifar)('data info cifar10 from the shared JPEG archive (image-folder layout)', () => {
-    const r = sslkit('data', 'info', 'cifar10', '--data-dir', path.dirname(CIFAR_ARCHIVE), '--json');
-    expect(r.code, r.err).toBe(0);
-    const info = JSON.parse(r.out);
-    expect(info.train).toMatchObject({ images: 50000, shape: [3, 32, 32] });
-    expect(info.test.images).toBe(10000);
-    expect(info.train.classes[0]).toBe('airplane');
-    expect(info.train.perClass).toEqual(new Array(10).fill(5000));
-    expect(fs.existsSync(path.join(cache, 'decoded'))).toBe(true);
-    // Decoding 60,000 JPEGs on two cores: over vitest's 2-minute default when the cores are shared.
-  }, 600_000);
+  it.runIf(hasCifar)(
+    'data info cifar10 from the shared JPEG archive (image-folder layout)',
+    () => {
+      const r = sslkit('data', 'info', 'cifar10', '--data-dir', path.dirname(CIFAR_ARCHIVE), '--json');
+      expect(r.code, r.err).toBe(0);
+      const info = JSON.parse(r.out);
+      expect(info.train).toMatchObject({ images: 50000, shape: [3, 32, 32] });
+      expect(info.test.images).toBe(10000);
+      expect(info.train.classes[0]).toBe('airplane');
+      expect(info.train.perClass).toEqual(new Array(10).fill(5000));
+      expect(fs.existsSync(path.join(cache, 'decoded'))).toBe(true);
+      // Decoding 60,000 JPEGs on two cores: over vitest's 2-minute default when the cores are shared.
+    },
+    600_000,
+  );
 });
 
 describe.runIf(hasFashion)('sslkit train in a real process', () => {

@@ -9,7 +9,6 @@
  * with a linear layer and softmax; cross-entropy. Training runs in `rounds`: each round after the
  * first, the student becomes the teacher and the vocabulary is rebuilt.
  */
-import ort from 'onnxruntime-node';
 import fs from 'node:fs';
 import path from 'node:path';
 import { linear } from '../engine/nn.js';
@@ -21,14 +20,14 @@ import type { Method, RuntimeEnv } from './types.js';
 import { toTeacherInput } from './distill.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { UserError } from '../../core/errors.js';
-import { createSession } from '../../core/runtime/session.js';
+import { createSession, runFloat32, type LoadedSession } from '../../core/runtime/session.js';
 import { kmeans } from '../../core/kmeans.js';
 import { OnnxEncoder, type Preprocessing } from '../../core/runtime/onnx-encoder.js';
 
 /** A frozen encoder's local features [n, L, C], L2-normalised per location. */
 class LocalFeatureTeacher {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: LoadedSession['session'],
     private readonly input: string,
     /** How to bring the run's normalised views to the teacher's input; null: the same. */
     private readonly pre: Preprocessing | null,
@@ -52,7 +51,7 @@ class LocalFeatureTeacher {
 
   async local(x: Float32Array, dims: number[]): Promise<{ data: Float32Array; L: number; C: number }> {
     const input = this.pre ? toTeacherInput(x, dims[0], this.run, this.pre) : x;
-    const out = await this.session.run({ [this.input]: new ort.Tensor('float32', input, dims) });
+    const out = await runFloat32(this.session, this.input, input, dims);
     const names = this.session.outputNames;
     const pick =
       out.feature_map ??
