@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'parity'))
-from sslkit_net import Block  # noqa: E402  (sslkit's basic block, parameter names and all)
+from sslkit_net import Block, nt_xent  # noqa: E402  (sslkit's basic block and NT-Xent)
 
 backbone, batch, size, channels, threads, steps, proj_hidden = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 device = sys.argv[8] if len(sys.argv) > 8 else "cpu"
@@ -35,21 +35,12 @@ model = nn.Sequential(enc, proj).to(device)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-6)
 
 
-def nt_xent(z, t=0.2):
-    z = F.normalize(z, dim=1)
-    n = z.shape[0]
-    sim = z @ z.t() / t
-    sim.fill_diagonal_(-1e9)
-    pos = torch.arange(n, device=z.device).roll(n // 2)
-    return F.cross_entropy(sim, pos)
-
-
 v = torch.randn(2 * batch, channels, size, size, device=device)
 sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 times = []
 for i in range(steps + 2):
     t = time.perf_counter()
-    loss = nt_xent(model(v))
+    loss = nt_xent(model(v), 0.2)
     opt.zero_grad()
     loss.backward()
     opt.step()
