@@ -15,7 +15,7 @@ import { fetchFile } from '../data/fetch.js';
 import { SOURCES } from '../data/sources.js';
 import { train } from '../train/trainer.js';
 import { TrainConfigSchema } from '../train/config.js';
-import { readRunConfig } from '../train/run.js';
+import { CHECKPOINT_FILE, readRunConfig } from '../train/run.js';
 import { exportRun } from '../export/exporter.js';
 import { buildIndex } from '../serve/build-index.js';
 import { startServer } from '../serve/server.js';
@@ -77,7 +77,7 @@ export function quickstartCommand(): Command {
         const t0 = Date.now();
         if (o.fresh) fs.rmSync(o.out, { recursive: true, force: true });
         if (o.data === 'fashion-mnist') await ensureFashionMnist(log);
-        const ckpt = path.join(o.out, 'checkpoint.ckpt');
+        const ckpt = path.join(o.out, CHECKPOINT_FILE);
         const cfg = TrainConfigSchema.parse({
           method: 'simclr',
           data: o.data,
