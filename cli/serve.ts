@@ -24,7 +24,19 @@ export function serveCommand(): Command {
     )
     .option('--max-queue <n>', 'queued images before 429', intOption('--max-queue', 1), 1024)
     .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), 30000)
-    .option('--max-body-bytes <n>', 'request body limit', intOption('--max-body-bytes', 1), 20_000_000)
+    .option(
+      '--max-body-bytes <n>',
+      'request body limit (all parts of a multipart body together)',
+      intOption('--max-body-bytes', 1),
+      20_000_000,
+    )
+    .option('--max-images <n>', 'images one request may carry (413 beyond)', intOption('--max-images', 1), 64)
+    .option(
+      '--drain-ms <n>',
+      'on SIGTERM, longest wait for requests in flight before the index is saved',
+      intOption('--drain-ms', 0),
+      10_000,
+    )
     .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
     .option('--ann-threshold <n>', 'index size from which search is approximate (HNSW)', intOption('--ann-threshold', 1), 20000)
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
@@ -46,6 +58,8 @@ export function serveCommand(): Command {
         maxQueue: number;
         timeoutMs: number;
         maxBodyBytes: number;
+        maxImages: number;
+        drainMs: number;
         maxPixels: number;
         apiKey?: string;
         apiKeyScope: 'all' | 'writes';

@@ -12,9 +12,16 @@ export interface Preprocessing {
   pixelScale: number;
   mean: number[];
   std: number[];
-  /** How images of another size are brought to height × width. */
+  /** How images of another size are brought to height × width: one of RESIZE_POLICIES. */
   resize: string;
 }
+
+/**
+ * The resize policies sslkit implements, everywhere an image becomes model input (index, eval,
+ * serve, the page): scale to cover height × width and crop the centre, or scale each side to fit
+ * (the aspect ratio is not kept).
+ */
+export const RESIZE_POLICIES = ['cover-center-crop', 'stretch'] as const;
 
 /** Channel k of a pixel on the 0-255 scale (resampled values allowed) as the model sees it: (v · pixelScale − mean_k) / std_k. */
 export const normalizePixel = (v: number, k: number, p: Preprocessing): number =>

@@ -5,6 +5,7 @@
  */
 import { Rng } from './random.js';
 import { normalizeRows } from './vectors.js';
+import { siblingModule, startWorker } from './worker.js';
 
 export interface KMeansResult {
   /** [k, d] unit-norm centroids. */
@@ -72,4 +73,14 @@ export function kmeans(x: Float32Array, d: number, k: number, o: { iters?: numbe
     if (changed === 0) break;
   }
   return { centroids, assign, sizes, iterations: it + 1 };
+}
+
+/** kmeans() in a worker thread, so that a service's event loop goes on answering while it runs. */
+export function kmeansInWorker(x: Float32Array, d: number, k: number, o: { iters?: number; seed?: number } = {}): Promise<KMeansResult> {
+  const w = startWorker(siblingModule(import.meta.url, 'kmeans-worker'), { x, d, k, options: o });
+  return new Promise<KMeansResult>((resolve, reject) => {
+    w.once('message', (m: { result?: KMeansResult; error?: string }) => (m.result ? resolve(m.result) : reject(new Error(m.error))));
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`k-means worker exited with code ${code}`)));
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Dataset images to a model's input: resize (cover, centre crop) to its height × width, match
+ * Dataset images to a model's input: resize (cover and centre crop, or stretch) to its height × width, match
  * its channel count (grey replicated to RGB, RGB to ITU-R 601 luma), scale pixels and normalise
  * with its mean and std. One definition, used for indexing, evaluation and serving.
  */
@@ -32,7 +32,10 @@ export function preprocessImages(s: ImageSet, indices: ArrayLike<number>, p: Pre
   const out = new Float32Array(indices.length * per);
   for (let b = 0; b < indices.length; b++) {
     let img = fromUint8(s.pixels, indices[b], s.c, s.h, s.w);
-    if (img.h !== p.height || img.w !== p.width) img = cropResize(img, coverBox(img.h, img.w, p.height, p.width), p.height, p.width);
+    if (img.h !== p.height || img.w !== p.width) {
+      const box = p.resize === 'stretch' ? { top: 0, left: 0, height: img.h, width: img.w } : coverBox(img.h, img.w, p.height, p.width);
+      img = cropResize(img, box, p.height, p.width);
+    }
     img = matchChannels(img, p.channels);
     const hw = p.height * p.width;
     // Images are in [0, 1] here; the formula takes the 0-255 scale.

@@ -10,7 +10,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { encodeModel, type ModelMsg } from '../core/onnx/onnx-proto.js';
 import { writeFileAtomic } from '../core/fs.js';
-import { readRunConfig, runParameters } from '../train/run.js';
+import { readRunConfig, runCheckpoint } from '../train/run.js';
 import { encoderSpec } from '../train/config.js';
 import { buildEncoderGraph, Embedder, type EncoderSpec } from '../train/encoder.js';
 import { loadDataset } from '../data/datasets.js';
@@ -54,19 +54,26 @@ export interface ExportReport {
 
 export class ExportCheckFailed extends Error {}
 
-function lastKnn(runDir: string): number | null {
+/**
+ * The kNN score measured on the checkpoint's very weights: the end-of-epoch record at its step.
+ * Never the initialisation's (epoch 0), nor an earlier epoch's for a run stopped mid-epoch.
+ */
+function checkpointKnn(runDir: string, step: number): number | null {
   const file = path.join(runDir, 'metrics.jsonl');
   if (!fs.existsSync(file)) return null;
   let knn: number | null = null;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n'))
-    if (line.includes('"knn_top1"')) knn = (JSON.parse(line) as { knn_top1: number }).knn_top1;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"knn_top1"')) continue;
+    const m = JSON.parse(line) as { type?: string; epoch?: number; step?: number; knn_top1: number };
+    if (m.type === 'epoch' && (m.epoch ?? 0) > 0 && m.step === step) knn = m.knn_top1;
+  }
   return knn;
 }
 
 export async function exportRun(runDir: string, o: ExportOptions): Promise<ExportReport> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const cfg = readRunConfig(runDir);
-  const values = runParameters(runDir);
+  const { parameters: values, position } = runCheckpoint(runDir);
   const head = o.head ?? 'backbone';
   const spec: EncoderSpec = {
     ...encoderSpec(cfg),
@@ -78,7 +85,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   const embeddingDim = g.outputs[0].shape[1] as number;
   const opset = o.opset ?? 17;
   const r = cfg.resolved;
-  const knn = lastKnn(runDir);
+  const knn = checkpointKnn(runDir, position.step);
   const metadata: Record<string, string> = {
     producer: 'sslkit',
     sslkit_version: r.sslkitVersion,

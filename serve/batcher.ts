@@ -41,14 +41,26 @@ export class Batcher {
     return this.queue.length;
   }
 
+  /**
+   * Throws unless `n` more images fit: 413 when they never could (a retry cannot help), 429 with
+   * Retry-After when the queue is full now.
+   */
+  checkRoom(n: number): void {
+    if (n > this.o.maxQueue)
+      throw new ApiError(413, 'too_many_images', `${n} images exceed the queue's capacity of ${this.o.maxQueue} (--max-queue)`);
+    if (this.queue.length + n > this.o.maxQueue)
+      throw new ApiError(429, 'queue_full', `the server is busy (${this.queue.length} images queued); retry shortly`, undefined, {
+        'Retry-After': '1',
+      });
+  }
+
   /** Embeds images (each one model input); resolves with one embedding per image. */
   embed(images: Float32Array[]): Promise<Float32Array[]> {
-    if (this.queue.length + images.length > this.o.maxQueue)
-      return Promise.reject(
-        new ApiError(429, 'queue_full', `the server is busy (${this.queue.length} images queued); retry shortly`, undefined, {
-          'Retry-After': '1',
-        }),
-      );
+    try {
+      this.checkRoom(images.length);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const results = images.map(
       (image) =>
         new Promise<Float32Array>((resolve, reject) => {

@@ -15,19 +15,34 @@ export class ApiError extends Error {
   }
 }
 
+/** body-parser's, the router's and busboy's errors as API errors: each a 4xx that says what was wrong, else a 500. */
+function fromLibraryError(err: unknown): ApiError {
+  const x = err as { type?: string; status?: number; expose?: boolean; message?: string };
+  switch (x.type) {
+    case 'entity.too.large':
+      return new ApiError(413, 'body_too_large', 'request body exceeds the size limit');
+    case 'entity.parse.failed':
+      return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+    case 'encoding.unsupported':
+      return new ApiError(415, 'unsupported_content_encoding', `${x.message}; send identity, gzip, deflate or br`, 'content-encoding');
+    case 'charset.unsupported':
+      return new ApiError(415, 'unsupported_charset', x.message ?? 'unsupported charset', 'content-type');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new ApiError(400, 'incomplete_body', 'the request body ended before its stated length');
+  }
+  // The router's "Failed to decode param" (a bad percent-encoding in the path) is a URIError with status 400.
+  if (err instanceof URIError) return new ApiError(400, 'invalid_path', 'the path holds an invalid percent-encoding', 'path');
+  if (x.message === 'Decompression failed')
+    return new ApiError(400, 'bad_encoding', 'the body could not be decompressed as its Content-Encoding says', 'content-encoding');
+  if (x.status && x.status >= 400 && x.status < 500 && x.expose) return new ApiError(x.status, 'bad_request', x.message ?? 'bad request');
+  return new ApiError(500, 'internal_error', 'internal error');
+}
+
 /** Express error handler: ApiError as its JSON; body-parser errors mapped to codes; anything else 500. */
 export function errorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   if (res.headersSent) return next(err);
-  let e: ApiError;
-  if (err instanceof ApiError) e = err;
-  else {
-    const t = (err as { type?: string; status?: number }).type;
-    if (t === 'entity.too.large') e = new ApiError(413, 'body_too_large', 'request body exceeds the size limit');
-    else if (t === 'entity.parse.failed') e = new ApiError(400, 'invalid_json', 'request body is not valid JSON');
-    else if ((err as { code?: string }).code === 'LIMIT_FILE_SIZE')
-      e = new ApiError(413, 'body_too_large', 'uploaded file exceeds the size limit', 'file');
-    else e = new ApiError(500, 'internal_error', 'internal error');
-  }
+  const e = err instanceof ApiError ? err : fromLibraryError(err);
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
 }

@@ -27,10 +27,14 @@ export function bytesFromString(s: string, field: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
+/** A PNG ends with its IEND chunk; libpng's error does not say whether the file was cut off. */
+const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
 /** sharp's decode failures as API errors: a cut-off or damaged file, or not an image at all. */
-function decodeError(e: unknown, field: string): ApiError {
+function decodeError(e: unknown, bytes: Buffer, field: string): ApiError {
   const msg = (e as Error).message;
-  if (/truncat|premature|corrupt|unexpected end/i.test(msg))
+  const cutPng = sniff(bytes) === 'png' && !bytes.subarray(-PNG_END.length).equals(PNG_END);
+  if (cutPng || /truncat|premature|corrupt|unexpected end/i.test(msg))
     return new ApiError(400, 'truncated_image', 'image data is truncated or corrupt', field);
   return new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
 }
@@ -90,14 +94,14 @@ export async function imageToInput(
   return interleavedToInput(fast ?? (await decodeWithSharp(bytes, p, maxPixels, field)), p.channels, p);
 }
 
-/** A JPEG, PNG or WebP through libvips: cover-resize, centre-crop, the model's channels. */
+/** A JPEG, PNG or WebP through libvips: resized by the model's policy (cover and centre crop, or stretch), the model's channels. */
 async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: number, field: string): Promise<Uint8Array> {
   // One sharp pipeline per image: limitInputPixels is checked from the header before any pixel
   // is decoded, so a decompression bomb costs nothing (a second metadata pass doubled the cost).
   let raw: Buffer;
   try {
     let img = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels })
-      .resize(p.width, p.height, { fit: 'cover', position: 'centre' })
+      .resize(p.width, p.height, p.resize === 'stretch' ? { fit: 'fill' } : { fit: 'cover', position: 'centre' })
       .removeAlpha();
     img = p.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
     raw = await img.raw().toBuffer();
@@ -106,7 +110,7 @@ async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: numbe
     if (/pixel limit/i.test(msg))
       throw new ApiError(400, 'too_many_pixels', `image has more than ${maxPixels} pixels (width × height)`, field);
     if (/unsupported image format/i.test(msg)) throw new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
-    throw decodeError(e, field);
+    throw decodeError(e, bytes, field);
   }
   return raw;
 }

@@ -32,6 +32,8 @@ export interface IndexData {
     preprocessing?: Preprocessing;
   };
   data?: string;
+  /** The last write-ahead-log record this snapshot holds (0 for none). */
+  lsn?: number;
   items: IndexItem[];
   vectors: Float32Array;
   clusters: { k: number; centroids: Float32Array; assign: Int32Array };
@@ -46,6 +48,7 @@ export function saveIndex(file: string, x: IndexData): void {
     count: x.items.length,
     model: x.model,
     data: x.data,
+    lsn: x.lsn ?? 0,
     k: x.clusters.k,
     items: x.items,
   };
@@ -66,6 +69,7 @@ export function loadIndex(file: string): IndexData {
     k: number;
     model: IndexData['model'];
     data?: string;
+    lsn?: number;
     items: IndexItem[];
   };
   try {
@@ -93,6 +97,7 @@ export function loadIndex(file: string): IndexData {
     metric: h.metric,
     model: h.model,
     data: h.data,
+    lsn: h.lsn ?? 0,
     items: h.items,
     vectors: f32(start, nv),
     clusters: { k: h.k, centroids: f32(start + 4 * nv, nc), assign },

@@ -24,7 +24,7 @@ const error = {
 };
 
 export function openApiDocument() {
-  const ok = (description: string) => ({ 200: { description }, 400: error });
+  const ok = (description: string) => ({ 200: { description }, 400: error, 413: error, 415: error });
   return {
     openapi: '3.1.0',
     info: {
@@ -62,19 +62,25 @@ export function openApiDocument() {
         post: { summary: 'Cluster of an image or embedding', requestBody: json(AssignBody), responses: ok('cluster') },
       },
       '/v1/clusters': { get: { summary: 'Cluster sizes and representatives', responses: { 200: { description: 'clusters' } } } },
-      '/v1/clusters/rebuild': { post: { summary: 'Re-run k-means over the index', requestBody: json(RebuildBody), responses: ok('k') } },
+      '/v1/clusters/rebuild': {
+        post: {
+          summary: 'Re-run k-means over the index (in a worker thread; one at a time)',
+          requestBody: json(RebuildBody),
+          responses: { ...ok('k'), 409: error },
+        },
+      },
       '/v1/index/items': {
         post: {
           summary: 'Add items (durable when acknowledged)',
           requestBody: json(AddItemsBody),
-          responses: { 201: { description: 'ids' }, 400: error },
+          responses: { 201: { description: 'ids' }, 400: error, 413: error, 415: error, 429: error },
         },
       },
       '/v1/index/items/{id}': {
         delete: {
           summary: 'Delete an item',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { 200: { description: 'deleted' }, 404: error },
+          responses: { 200: { description: 'deleted' }, 400: error, 404: error },
         },
       },
       '/v1/models': { get: { summary: 'Model metadata and execution provider', responses: { 200: { description: 'model' } } } },

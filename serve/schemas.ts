@@ -1,9 +1,10 @@
 /** Request bodies, validated with zod; the same schemas generate /openapi.json. */
 import { z } from 'zod';
 import { ApiError } from './errors.js';
+import { MAX_CLUSTERS } from './store.js';
 
 const image = z.string().min(1).describe('base64 image bytes or a data URL (JPEG, PNG, WebP)');
-const embedding = z.array(z.number()).min(1).describe('a query embedding of the index dimension');
+const embedding = z.array(z.number()).min(1).max(65_536).describe('a query embedding of the index dimension');
 
 export const EmbeddingsBody = z.object({
   input: z.union([image, z.array(image).min(1)]),
@@ -44,7 +45,7 @@ export const AddItemsBody = z.object({
     .max(256),
 });
 
-export const RebuildBody = z.object({ k: z.number().int().min(1).max(10000).optional() });
+export const RebuildBody = z.object({ k: z.number().int().min(1).max(MAX_CLUSTERS).optional() });
 
 /** Parses a body or throws a 400 naming the first wrong field. */
 export function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {

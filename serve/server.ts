@@ -50,7 +50,13 @@ export interface ServeOptions {
   maxQueue?: number;
   timeoutMs?: number;
   maxBodyBytes?: number;
+  /** Images one request may carry (JSON array, multipart files, or items with images). */
+  maxImages?: number;
   maxPixels?: number;
+  /** Longest wait, on shutdown, for requests in flight before their connections are cut. */
+  drainMs?: number;
+  /** Longest time a client may take to send one request (headers and body). */
+  requestTimeoutMs?: number;
   apiKey?: string;
   apiKeyScope?: 'all' | 'writes';
   cors?: boolean;
@@ -79,7 +85,16 @@ export interface RunningServer {
 
 /** What decides the model's input from an image, as comparable text. */
 const preprocessingKey = (p: Preprocessing) =>
-  JSON.stringify({ channels: p.channels, height: p.height, width: p.width, pixel_scale: p.pixelScale, mean: p.mean, std: p.std });
+  JSON.stringify({
+    channels: p.channels,
+    height: p.height,
+    width: p.width,
+    pixel_scale: p.pixelScale,
+    mean: p.mean,
+    std: p.std,
+    // Indexes from before the policy was kept were all made by cover-center-crop.
+    resize: p.resize ?? 'cover-center-crop',
+  });
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -111,7 +126,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let store: IndexStore | null = null;
   const demoDir = o.staticDir;
   try {
-    store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold }) : null;
+    store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold, log }) : null;
     if (store && store.dim !== encoder.dim)
       throw new UserError(`${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
     const indexed = store?.model.preprocessing;
@@ -130,6 +145,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw e;
   }
   if (store) metrics.indexSize.set(store.count);
+  const auth = apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope ?? 'all' });
   const ctx: ServeContext = {
     encoder,
     provider,
@@ -137,15 +153,26 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     store,
     metrics,
     maxPixels: o.maxPixels ?? 40_000_000,
+    maxImages: o.maxImages ?? 64,
+    maxBodyBytes: o.maxBodyBytes ?? 20_000_000,
+    guardWrites: auth.writes,
     modelName: path.basename(o.model, '.onnx'),
   };
-  const state = { ready: false };
+  const state = { ready: false, closing: false };
 
   const app = express();
   app.disable('x-powered-by');
+  // One path, one route: /V1/INDEX/ITEMS and /v1/clusters/rebuild/ are 404s, not aliases.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
   // No ETag on API answers: hashing every embedding response costs CPU, and POST answers are not cached.
   app.set('etag', false);
   app.use(metrics.middleware);
+  // Draining: answers still go out, each closing its connection so no client reuses a dying one.
+  app.use((_req, res, next) => {
+    if (state.closing) res.setHeader('Connection', 'close');
+    next();
+  });
   if (demoDir)
     // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer threads in the page.
     app.use((_req, res, next) => {
@@ -161,10 +188,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       if (req.method === 'OPTIONS') return void res.status(204).end();
       next();
     });
-  app.use(apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope ?? 'all' }));
-  app.use(express.json({ limit: o.maxBodyBytes ?? 20_000_000 }));
+  app.use(auth.all);
+  // Bodies are parsed by each route (JSON, multipart or raw image), under its own limits.
   app.use(systemRoutes(ctx, state));
-  app.use(embeddingsRoute(ctx, { maxBodyBytes: o.maxBodyBytes ?? 20_000_000 }));
+  app.use(embeddingsRoute(ctx));
   app.use(searchRoutes(ctx));
   app.use(indexItemRoutes(ctx));
   if (o.gallery) {
@@ -176,6 +203,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   app.use(errorHandler);
 
   const server = http.createServer(app);
+  // A client gets this long to send a request: a half-sent body cannot hold a connection (or a shutdown) for ever.
+  server.requestTimeout = o.requestTimeoutMs ?? 60_000;
+  server.headersTimeout = Math.min(server.requestTimeout, 30_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
@@ -187,7 +217,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const close = () =>
     (closing ??= (async () => {
       state.ready = false;
-      await new Promise<void>((r) => server.close(() => r()));
+      state.closing = true;
+      // Stop accepting; idle kept-alive connections close now, busy ones after their answer
+      // (Connection: close); past the deadline whatever is left is cut, then the snapshot is written.
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((r) => (deadline = setTimeout(r, o.drainMs ?? 10_000)))]);
+      clearTimeout(deadline);
+      server.closeAllConnections();
       await batcher.idle();
       if (store) {
         store.snapshot();

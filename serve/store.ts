@@ -1,27 +1,69 @@
 /**
- * The live index: the snapshot file plus a write-ahead log beside it (`INDEX.wal`). A write is
- * appended to the log and fsync'd before it is acknowledged, so it survives `kill -9`; opening
- * replays the log over the snapshot. Replay is idempotent (an add replaces the same id, a delete
- * of a missing id is a no-op), so a crash between writing a snapshot and truncating the log is
- * harmless. Snapshots are written on cluster rebuilds and on shutdown.
+ * The live index: the snapshot file plus a write-ahead log beside it (`INDEX.wal`, see wal.ts). A
+ * write is appended to the log as one framed record and fsync'd before it is acknowledged, so it
+ * survives `kill -9`; opening replays the log over the snapshot, skipping what the snapshot
+ * already holds (its LSN). Snapshots are written on cluster rebuilds, on shutdown and whenever
+ * the log outgrows `walMaxBytes`, so the log stays bounded. Opening removes temporaries that a
+ * crashed writer left behind.
  */
 import fs from 'node:fs';
-import { kmeans } from '../core/kmeans.js';
+import path from 'node:path';
+import { kmeansInWorker } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { ExactSearch, type Neighbour } from './exact-search.js';
 import { AnnIndex } from './ann.js';
 import { ApiError } from './errors.js';
+import { replayWal, WalWriter, type ReplayResult, type WalOp } from './wal.js';
 
-type WalOp = { op: 'add'; item: IndexItem; vector: string; cluster: number } | { op: 'delete'; id: string };
+/** The most clusters a rebuild may ask for: k-means costs items × k × dim per iteration. */
+export const MAX_CLUSTERS = 1024;
+
+export interface StoreOptions {
+  /** Index size from which searches go through HNSW (approximate). */
+  annThreshold?: number;
+  /** Log size that triggers a snapshot (and an empty log). */
+  walMaxBytes?: number;
+  log?: (line: string) => void;
+}
+
+/** `INDEX.<pid>.<time>.tmp` and `INDEX.hnsw.<pid>.tmp` of writers that no longer run. */
+function removeStaleTemporaries(file: string, log: (l: string) => void): void {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(`${base}.`) || !name.endsWith('.tmp')) continue;
+    const pid = Number(/\.(\d+)(?:\.\d+)?\.tmp$/.exec(name)?.[1]);
+    if (!pid || (pid !== process.pid && isRunning(pid))) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
+    log(`${path.join(dir, name)}: removed a temporary file left by an interrupted write`);
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class IndexStore {
   private vectors: Float32Array;
   private items: IndexItem[];
   private assign: Int32Array;
   private rows = new Map<string, number>();
-  private walFd: number;
+  private wal: WalWriter | null = null;
+  /** The LSN of the last record written or replayed; the snapshot records it. */
+  private lsn: number;
+  private walMaxBytes: number;
+  /** Ids written while a cluster rebuild runs (their k-means assignment may be stale). */
+  private touched: Set<string> | null = null;
+  private rebuilding = false;
+  /** What opening found in the log. */
+  replay: ReplayResult = { lastLsn: 0, truncatedBytes: 0, legacy: false };
   /** HNSW over the items once the index is large; keys are stable across swap-deletes. */
   private ann: AnnIndex | null = null;
   private keyOf = new Map<string, bigint>();
@@ -31,37 +73,36 @@ export class IndexStore {
   private constructor(
     readonly file: string,
     private base: IndexData,
+    o: StoreOptions,
   ) {
     this.items = base.items.slice();
     this.vectors = Float32Array.from(base.vectors);
     this.assign = Int32Array.from(base.clusters.assign);
     this.items.forEach((it, i) => this.rows.set(it.id, i));
-    this.walFd = -1;
+    this.lsn = base.lsn ?? 0;
+    this.walMaxBytes = o.walMaxBytes ?? 64 * 2 ** 20;
   }
 
   /** True when the HNSW graph came from its saved file rather than a rebuild. */
   annLoaded = false;
 
   /** Opens an index; above `annThreshold` items searches go through HNSW (approximate). */
-  static open(file: string, o: { annThreshold?: number } = {}): IndexStore {
-    const s = new IndexStore(file, loadIndex(file));
+  static open(file: string, o: StoreOptions = {}): IndexStore {
+    const log = o.log ?? (() => {});
+    removeStaleTemporaries(file, log);
+    const s = new IndexStore(file, loadIndex(file), o);
     if (s.items.length >= (o.annThreshold ?? 20_000)) s.enableAnn();
-    const wal = `${file}.wal`;
-    if (fs.existsSync(wal)) {
-      const lines = fs.readFileSync(wal, 'utf8').split('\n');
-      // A torn last line (crash mid-append, never acknowledged) is dropped.
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        let op: WalOp;
-        try {
-          op = JSON.parse(line) as WalOp;
-        } catch {
-          continue;
-        }
-        s.apply(op);
-      }
-    }
-    s.walFd = fs.openSync(wal, 'a');
+    const held = s.lsn;
+    s.replay = replayWal(`${file}.wal`, (r) => {
+      if (r.lsn !== 0 && r.lsn <= held) return; // already in the snapshot
+      for (const op of r.ops) s.apply(op);
+      s.lsn = Math.max(s.lsn, r.lsn);
+    });
+    if (s.replay.truncatedBytes)
+      log(`${file}.wal: cut off ${s.replay.truncatedBytes} bytes of a torn or damaged last record (a write that was never acknowledged)`);
+    s.wal = new WalWriter(`${file}.wal`);
+    // An unframed log from an earlier version is folded into a snapshot, then replaced.
+    if (s.replay.legacy) s.snapshot();
     return s;
   }
 
@@ -134,9 +175,21 @@ export class IndexStore {
       throw new ApiError(400, 'wrong_dimension', `${field} has ${vector.length} values, the index holds ${this.dim}`, field);
   }
 
+  /** checkDim, and a 400 for a vector that is not finite in float32 (1e39 is Infinity there) or all zeros. */
+  checkVector(vector: ArrayLike<number>, field = 'embedding'): void {
+    this.checkDim(vector, field);
+    let norm = 0;
+    for (let i = 0; i < vector.length; i++) {
+      const v = Math.fround(vector[i]);
+      if (!Number.isFinite(v)) throw new ApiError(400, 'non_finite', `${field}[${i}] is ${vector[i]}, not a finite float32 value`, field);
+      norm += v * v;
+    }
+    if (!(norm > 0)) throw new ApiError(400, 'zero_vector', `${field} is all zeros: it has no direction to compare`, field);
+  }
+
   /** The k nearest items: HNSW when enabled, else exact. */
   nearest(query: Float32Array, k: number): Neighbour[] {
-    this.checkDim(query);
+    this.checkVector(query);
     if (!this.ann) return this.search().search(query, k);
     const r = this.ann.search(normalizeRows(Float32Array.from(query), this.dim), k);
     return Array.from(r.keys, (key, j) => {
@@ -155,6 +208,7 @@ export class IndexStore {
   }
 
   private apply(op: WalOp): void {
+    this.touched?.add(op.op === 'delete' ? op.id : op.item.id);
     if (op.op === 'delete') {
       const row = this.rows.get(op.id);
       if (row === undefined) return;
@@ -196,55 +250,82 @@ export class IndexStore {
     }
   }
 
-  private log(ops: WalOp[]): void {
-    fs.writeSync(this.walFd, ops.map((o) => `${JSON.stringify(o)}\n`).join(''));
-    fs.fsyncSync(this.walFd);
+  /** Logs the ops as one record (a batch is all or nothing), applies them, and snapshots a log grown too long. */
+  private commit(ops: WalOp[]): void {
+    if (!this.wal) throw new Error('IndexStore: closed');
+    this.wal.append({ lsn: this.lsn + 1, ops });
+    this.lsn++;
+    for (const op of ops) this.apply(op);
+    if (this.wal.size > this.walMaxBytes) this.snapshot();
   }
 
   /** Adds (or replaces) items; durable when it returns. */
   add(entries: { item: IndexItem; vector: Float32Array }[]): void {
     const search = this.search();
     const ops: WalOp[] = entries.map(({ item, vector }) => {
-      this.checkDim(vector);
+      this.checkVector(vector);
       const unit = normalizeRows(Float32Array.from(vector), this.dim);
       return { op: 'add', item, vector: Buffer.from(unit.buffer).toString('base64'), cluster: search.assign(unit).cluster };
     });
-    this.log(ops);
-    for (const op of ops) this.apply(op);
+    this.commit(ops);
   }
 
   delete(id: string): void {
     if (!this.rows.has(id)) throw new ApiError(404, 'unknown_id', `no item with id '${id}'`, 'id');
-    const op: WalOp = { op: 'delete', id };
-    this.log([op]);
-    this.apply(op);
+    this.commit([{ op: 'delete', id }]);
   }
 
   has(id: string): boolean {
     return this.rows.has(id);
   }
 
-  /** k-means over the current items, then a snapshot. */
-  rebuildClusters(k?: number): IndexData['clusters'] {
+  /**
+   * k-means over the current items in a worker thread (requests go on being served), then a
+   * snapshot. Items written meanwhile are assigned to the new centroids by nearest centroid.
+   */
+  async rebuildClusters(k?: number): Promise<IndexData['clusters']> {
     const n = this.items.length;
     if (n === 0) throw new ApiError(409, 'empty_index', 'the index is empty');
-    const kk = Math.min(n, k ?? this.base.clusters.k);
-    const km = kmeans(this.vectors.subarray(0, n * this.dim), this.dim, kk, { seed: 0 });
-    this.base = { ...this.base, clusters: { k: kk, centroids: km.centroids, assign: km.assign } };
-    this.assign = Int32Array.from(km.assign);
-    this.snapshot();
-    return this.clusters;
+    if (this.rebuilding) throw new ApiError(409, 'rebuild_in_progress', 'a cluster rebuild is already running; try again when it ends');
+    const kk = Math.min(n, k ?? this.base.clusters.k, MAX_CLUSTERS);
+    const ids = this.items.map((it) => it.id);
+    this.rebuilding = true;
+    this.touched = new Set();
+    try {
+      const km = await kmeansInWorker(Float32Array.from(this.vectors.subarray(0, n * this.dim)), this.dim, kk, { seed: 0 });
+      if (!this.wal) throw new ApiError(503, 'shutting_down', 'the index was closed during the rebuild');
+      const rowAtStart = new Map(ids.map((id, i) => [id, i]));
+      this.base = { ...this.base, clusters: { k: kk, centroids: km.centroids, assign: km.assign } };
+      const fresh = this.search();
+      for (let row = 0; row < this.items.length; row++) {
+        const id = this.items[row].id;
+        const was = rowAtStart.get(id);
+        this.assign[row] =
+          was !== undefined && !this.touched.has(id)
+            ? km.assign[was]
+            : fresh.assign(this.vectors.subarray(row * this.dim, (row + 1) * this.dim)).cluster;
+      }
+      this.base.clusters.assign = Int32Array.from(this.assign.subarray(0, this.items.length));
+      this.snapshot();
+      return this.clusters;
+    } finally {
+      this.rebuilding = false;
+      this.touched = null;
+    }
   }
 
-  /** Writes the snapshot atomically, then empties the log (replay is idempotent if we crash between). */
+  /**
+   * Writes the snapshot atomically with the LSN it holds, then empties the log; a crash between
+   * the two replays nothing twice (records at or below the snapshot's LSN are skipped).
+   */
   snapshot(): void {
     saveIndex(this.file, {
       ...this.view(),
+      lsn: this.lsn,
       vectors: Float32Array.from(this.vectors.subarray(0, this.count * this.dim)),
       clusters: { ...this.clusters, assign: Int32Array.from(this.clusters.assign) },
     });
-    fs.ftruncateSync(this.walFd, 0);
-    fs.fsyncSync(this.walFd);
+    this.wal?.reset();
     if (this.ann) {
       const f = this.annFiles();
       const tmp = `${f.graph}.${process.pid}.tmp`;
@@ -257,7 +338,7 @@ export class IndexStore {
   }
 
   close(): void {
-    if (this.walFd >= 0) fs.closeSync(this.walFd);
-    this.walFd = -1;
+    this.wal?.close();
+    this.wal = null;
   }
 }

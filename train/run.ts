@@ -60,6 +60,14 @@ export function saveRunState(
 
 /** Parameter values of a run's latest checkpoint (optimiser state left out). */
 export function runParameters(runDir: string): Map<string, Float32Array> {
+  return runCheckpoint(runDir).parameters;
+}
+
+/** The latest checkpoint's parameter values and its position in training. */
+export function runCheckpoint(runDir: string): { parameters: Map<string, Float32Array>; position: Position } {
   const ck = loadCheckpoint(path.join(runDir, CHECKPOINT_FILE));
-  return new Map([...ck.tensors].filter(([n]) => !n.startsWith('opt.')).map(([n, t]) => [n, t.data]));
+  return {
+    parameters: new Map([...ck.tensors].filter(([n]) => !n.startsWith('opt.')).map(([n, t]) => [n, t.data])),
+    position: ck.position,
+  };
 }

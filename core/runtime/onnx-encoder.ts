@@ -13,7 +13,7 @@ import { UserError } from '../errors.js';
 import { createSession, type Device } from './session.js';
 import { inspectModel, type ModelInfo } from '../onnx/inspect.js';
 
-import type { Preprocessing } from '../gallery-format.js';
+import { RESIZE_POLICIES, type Preprocessing } from '../gallery-format.js';
 export type { Preprocessing };
 
 const PreprocessingFile = z
@@ -24,7 +24,7 @@ const PreprocessingFile = z
     pixel_scale: z.number().positive(),
     mean: z.array(z.number()).min(1),
     std: z.array(z.number().positive()).min(1),
-    resize: z.string(),
+    resize: z.enum(RESIZE_POLICIES),
   })
   .partial()
   .strict();
@@ -136,6 +136,8 @@ export class OnnxEncoder {
     for (const [k, v] of Object.entries(fromShape) as [keyof Preprocessing, number][])
       if (pre[k] !== v)
         throw new UserError(`${file}: the model's input is [${image.shape.join(', ')}], but preprocessing says ${k} = ${String(pre[k])}`);
+    if (!(RESIZE_POLICIES as readonly string[]).includes(pre.resize))
+      throw new UserError(`${file}: preprocessing resize '${pre.resize}' is not one sslkit implements (${RESIZE_POLICIES.join(', ')})`);
     if (pre.mean.length !== pre.channels && pre.mean.length !== 1)
       throw new UserError(`${file}: mean has ${pre.mean.length} values for ${pre.channels} channels`);
     if (pre.std.length !== pre.channels && pre.std.length !== 1)
@@ -163,38 +165,37 @@ export class OnnxEncoder {
       throw new UserError(`${file}: no output '${o.output}' (outputs: ${session.outputNames.join(', ')})`);
     const fixedBatch = typeof image.shape[0] === 'number' ? image.shape[0] : null;
 
-    // Probe one batch to learn the output's real shape.
-    const n = fixedBatch ?? 1;
-    let dims: number[];
-    try {
-      const probe = await session.run({
-        [image.name]: new ort.Tensor('float32', new Float32Array(n * pre.channels * pre.height * pre.width), [
-          n,
-          pre.channels,
-          pre.height,
-          pre.width,
-        ]),
-      });
-      dims = probe[output].dims as number[];
-      if (probe[output].type !== 'float32')
-        throw new UserError(`${file}: output '${output}' is ${probe[output].type}, not float32 embeddings`);
-    } catch (e) {
-      if (e instanceof UserError) throw e;
-      throw new UserError(
-        `${file}: running the model on a [${n}, ${pre.channels}, ${pre.height}, ${pre.width}] input failed (${(e as Error).message.split('\n')[0]})`,
-        { cause: e },
-      );
+    // Probe to learn the output's real shape; a dynamic batch with two sizes, so that a model
+    // whose output does not follow the batch (one that reduces over it, say) is refused here.
+    let dims: number[] = [];
+    let kind: OnnxEncoder['outputKind'] = '[N, D]';
+    for (const n of fixedBatch ? [fixedBatch] : [1, 2]) {
+      try {
+        const x = new Float32Array(n * pre.channels * pre.height * pre.width);
+        for (let i = 0; i < x.length; i++) x[i] = Math.sin(i); // rows differ
+        const probe = await session.run({ [image.name]: new ort.Tensor('float32', x, [n, pre.channels, pre.height, pre.width]) });
+        dims = probe[output].dims as number[];
+        if (probe[output].type !== 'float32')
+          throw new UserError(`${file}: output '${output}' is ${probe[output].type}, not float32 embeddings`);
+      } catch (e) {
+        if (e instanceof UserError) throw e;
+        throw new UserError(
+          `${file}: running the model on a [${n}, ${pre.channels}, ${pre.height}, ${pre.width}] input failed (${(e as Error).message.split('\n')[0]})`,
+          { cause: e },
+        );
+      }
+      if (dims.length === 2) kind = '[N, D]';
+      else if (dims.length === 4 && dims[2] === 1 && dims[3] === 1) kind = '[N, D, 1, 1]';
+      else if (dims.length === 3) kind = '[N, T, D]';
+      else
+        throw new UserError(
+          `${file}: output '${output}' has shape [${dims.join(', ')}], not an embedding ([N, D], [N, D, 1, 1] or [N, T, D])`,
+        );
+      if (dims[0] !== n)
+        throw new UserError(
+          `${file}: output '${output}' has shape [${dims.join(', ')}] for a batch of ${n}: not one embedding per image (does the model reduce over the batch?)`,
+        );
     }
-    let kind: OnnxEncoder['outputKind'];
-    if (dims.length === 2) kind = '[N, D]';
-    else if (dims.length === 4 && dims[2] === 1 && dims[3] === 1) kind = '[N, D, 1, 1]';
-    else if (dims.length === 3) kind = '[N, T, D]';
-    else
-      throw new UserError(
-        `${file}: output '${output}' has shape [${dims.join(', ')}], not an embedding ([N, D], [N, D, 1, 1] or [N, T, D])`,
-      );
-    if (dims[0] !== n)
-      throw new UserError(`${file}: output '${output}' has ${dims[0]} rows for a batch of ${n}; not one embedding per image`);
     const dim = kind === '[N, T, D]' ? dims[2] : dims[1];
     return new OnnxEncoder(session, file, info, image.name, output, fixedBatch, pre, assumed, o.pooling ?? 'cls', dim, kind);
   }
@@ -212,6 +213,13 @@ export class OnnxEncoder {
       const buf = new Float32Array(b * per);
       buf.set(images.subarray(s * per, (s + m) * per));
       const r = (await this.session.run({ [this.input]: new ort.Tensor('float32', buf, [b, c, h, w]) }))[this.output];
+      // Every run, not only the probe: a wrong row count would otherwise leave zeros behind.
+      const rows = (r.dims as number[])[0];
+      const width = (r.dims as number[])[r.dims.length === 3 ? 2 : 1];
+      if (rows !== b || width !== this.dim)
+        throw new Error(
+          `${this.file}: output '${this.output}' has shape [${r.dims.join(', ')}] for a batch of ${b}, expected ${b} × ${this.dim}`,
+        );
       const data = r.data as Float32Array;
       if (this.outputKind === '[N, T, D]') {
         const T = (r.dims as number[])[1];

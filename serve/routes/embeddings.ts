@@ -1,42 +1,39 @@
 /** POST /v1/embeddings: OpenAI-style JSON, multipart/form-data, or a raw image/* body. */
 import express, { type Router } from 'express';
-import multer from 'multer';
 import { ApiError } from '../errors.js';
 import { EmbeddingsBody, parse } from '../schemas.js';
-import { embedImages, type ServeContext } from '../context.js';
+import { checkImageCount, embedImages, strictRouter, type ServeContext } from '../context.js';
+import { multipartBody, parseJson, unsupportedType, type UploadedFile } from '../body.js';
 
-export function embeddingsRoute(ctx: ServeContext, o: { maxBodyBytes: number }): Router {
-  const r = express.Router();
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: o.maxBodyBytes, files: 64 } });
-  const multipart = upload.any();
+export function embeddingsRoute(ctx: ServeContext): Router {
+  const r = strictRouter();
+  const multipart = multipartBody({ maxBytes: ctx.maxBodyBytes, maxFiles: ctx.maxImages });
   r.post(
     '/v1/embeddings',
-    express.raw({ type: 'image/*', limit: o.maxBodyBytes }),
-    (req, res, next) => (req.is('multipart/form-data') ? multipart(req, res, next) : next()),
+    express.raw({ type: 'image/*', limit: ctx.maxBodyBytes }),
+    ...multipart,
+    parseJson(ctx.maxBodyBytes),
+    // Media types are case-insensitive: req.is compares them so (startsWith would not).
     async (req, res) => {
-      const type = req.headers['content-type'] ?? '';
       let images: (string | Buffer)[];
       let format: 'float' | 'base64' = 'float';
-      if (type.startsWith('image/')) {
+      if (req.is('image/*')) {
         if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ApiError(400, 'empty_body', 'the image body is empty', 'body');
         images = [req.body];
         format = req.query.encoding_format === 'base64' ? 'base64' : 'float';
-      } else if (type.startsWith('multipart/form-data')) {
-        const files = (req.files as Express.Multer.File[] | undefined) ?? [];
+      } else if (req.is('multipart/form-data')) {
+        const files = (req as typeof req & { files?: UploadedFile[] }).files ?? [];
         if (!files.length) throw new ApiError(400, 'invalid_request', 'multipart body has no file parts', 'file');
         images = files.map((f) => f.buffer);
         format = (req.body as { encoding_format?: string })?.encoding_format === 'base64' ? 'base64' : 'float';
-      } else if (type.startsWith('application/json')) {
+      } else if (req.is('application/json')) {
+        // Counted before the schema walks every string.
+        const input = (req.body as { input?: unknown } | undefined)?.input;
+        if (Array.isArray(input)) checkImageCount(ctx, input.length, 'input');
         const body = parse(EmbeddingsBody, req.body);
         images = Array.isArray(body.input) ? body.input : [body.input];
         format = body.encoding_format;
-      } else
-        throw new ApiError(
-          415,
-          'unsupported_content_type',
-          `content type '${type || 'none'}' is not application/json, multipart/form-data or image/*`,
-          'content-type',
-        );
+      } else throw unsupportedType(req, 'application/json, multipart/form-data or image/*');
       const vectors = await embedImages(ctx, images, 'input');
       res.json({
         object: 'list',

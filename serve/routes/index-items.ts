@@ -1,14 +1,27 @@
-/** POST /v1/index/items and DELETE /v1/index/items/:id: durable index writes. */
+/** POST /v1/index/items and DELETE /v1/index/items/:id: durable index writes (they carry the write guard). */
 import crypto from 'node:crypto';
-import express, { type Router } from 'express';
+import type { Router } from 'express';
 import { AddItemsBody, parse } from '../schemas.js';
-import { embedImages, requireIndex, type ServeContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { jsonBody } from '../body.js';
+import { embedImages, requireIndex, strictRouter, type ServeContext } from '../context.js';
 
 export function indexItemRoutes(ctx: ServeContext): Router {
-  const r = express.Router();
-  r.post('/v1/index/items', async (req, res) => {
+  const r = strictRouter();
+  r.post('/v1/index/items', ctx.guardWrites, ...jsonBody(ctx.maxBodyBytes), async (req, res) => {
     const b = parse(AddItemsBody, req.body);
     const store = requireIndex(ctx);
+    b.items.forEach((it, i) => {
+      // The id is the item's key: metadata may not set it behind the id field's validation.
+      if (it.metadata && Object.hasOwn(it.metadata, 'id'))
+        throw new ApiError(
+          400,
+          'invalid_request',
+          `items.${i}.metadata.id: 'id' is reserved; give the item's id as items.${i}.id`,
+          `items.${i}.metadata.id`,
+        );
+      if (it.embedding) store.checkVector(it.embedding, `items.${i}.embedding`);
+    });
     const withImages = b.items.map((it, i) => [it, i] as const).filter(([it]) => it.image !== undefined);
     const embedded = withImages.length
       ? await embedImages(
@@ -20,18 +33,15 @@ export function indexItemRoutes(ctx: ServeContext): Router {
     const vectors = new Map(withImages.map(([, i], j) => [i, embedded[j]]));
     const entries = b.items.map((it, i) => {
       const vector = vectors.get(i) ?? Float32Array.from(it.embedding!);
-      store.checkDim(vector, `items.${i}.embedding`);
-      const id = it.id ?? crypto.randomUUID();
-      return {
-        item: { id, ...(it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {}) },
-        vector,
-      };
+      store.checkVector(vector, `items.${i}.embedding`);
+      const metadata = it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {};
+      return { item: { ...metadata, id: it.id ?? crypto.randomUUID() }, vector };
     });
     store.add(entries);
     ctx.metrics.indexSize.set(store.count);
     res.status(201).json({ ids: entries.map((e) => e.item.id), count: store.count });
   });
-  r.delete('/v1/index/items/:id', (req, res) => {
+  r.delete('/v1/index/items/:id', ctx.guardWrites, (req, res) => {
     const store = requireIndex(ctx);
     store.delete(String(req.params.id));
     ctx.metrics.indexSize.set(store.count);

@@ -101,9 +101,31 @@ describe.runIf(hasFashion)('sslkit export', () => {
       /opset 16 is not possible .* \(LayerNormalization needs 17\)/,
     );
     await expect(exportRun(runs.convnet, { out: path.join(tmpDir(), 'c.onnx'), opset: 99 })).rejects.toThrow(/opsets 13-21/);
+    const low = exportRun(runs.convnet, { out: path.join(tmpDir(), 'c.onnx'), opset: 12 });
+    await expect(low).rejects.toThrow(/opset 12 is not possible for this graph: it can be written at opsets 13-21 \(sslkit writes/);
+    await expect(low).rejects.not.toThrow(/undefined/);
     expect(
       (await exportRun(runs.convnet, { out: path.join(tmpDir(), 'c13.onnx'), opset: 13, log: () => {} })).maxAbsDiff,
     ).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("the metadata's kNN score is the checkpoint's own: none for a run stopped before its first epoch ended", async () => {
+    const stopped = await trainTinyRun({ knnMemory: 200, knnQueries: 100, maxSteps: 2 });
+    // The initialisation's score is in the metrics (epoch 0) but is not this model's.
+    expect(fs.readFileSync(path.join(stopped, 'metrics.jsonl'), 'utf8')).toMatch(/"epoch":0,"step":0,"knn_top1"/);
+    const a = path.join(tmpDir(), 'a.onnx');
+    await exportRun(stopped, { out: a, log: () => {} });
+    expect(inspectModel(a).metadata.knn_top1).toBe('unknown');
+    const finished = await trainTinyRun({ knnMemory: 200, knnQueries: 100 });
+    const epoch1 = fs
+      .readFileSync(path.join(finished, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((m) => m.type === 'epoch' && m.epoch === 1);
+    const b = path.join(tmpDir(), 'b.onnx');
+    await exportRun(finished, { out: b, log: () => {} });
+    expect(inspectModel(b).metadata.knn_top1).toBe(epoch1.knn_top1.toFixed(4));
   });
 
   it('an exported model loads as an OnnxEncoder with its preprocessing from the metadata, nothing assumed', async () => {

@@ -12,6 +12,7 @@ import { inspectModel } from '../../core/onnx/inspect.js';
 import { Graph } from '../../train/engine/graph.js';
 import * as o from '../../train/engine/ops.js';
 import { encodeModel } from '../../core/onnx/onnx-proto.js';
+import { preprocessImages } from '../../core/preprocess.js';
 import { tmpDir } from '../helpers.js';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures/foreign');
@@ -111,5 +112,32 @@ describe('foreign ONNX encoders', () => {
       g.output(o.relu(g.input('x', ['N', 3, 8, 8])), 'map');
     });
     await expect(OnnxEncoder.load(spatial, { log: () => {} })).rejects.toThrow(/output 'map' has shape \[1, 3, 8, 8\], not an embedding/);
+    // One value for the whole batch: [1, 1] whatever N is (issue 18: it passed a batch-of-1 probe
+    // and indexing stored zeros for every image but the first).
+    const pooled = writeGraph((g) => {
+      g.output(o.reshape(o.reduceMean(g.input('x', ['N', 3, 8, 8]), [0, 1, 2, 3], true), [1, 1]), 'embeddings');
+    });
+    await expect(OnnxEncoder.load(pooled, { log: () => {} })).rejects.toThrow(
+      /output 'embeddings' has shape \[1, 1\] for a batch of 2: not one embedding per image/,
+    );
+  });
+
+  it('the resize policy is validated and applied: stretch fills the input, cover crops it', async () => {
+    const dir = tmpDir();
+    const bogus = path.join(dir, 'bogus.json');
+    fs.writeFileSync(bogus, JSON.stringify({ resize: 'bogus-policy' }));
+    await expect(OnnxEncoder.load(path.join(FIX, 'tiny-cnn.onnx'), { preprocessing: bogus, log: () => {} })).rejects.toThrow(
+      /bogus.json: invalid preprocessing: resize/,
+    );
+    await expect(
+      OnnxEncoder.load(path.join(FIX, 'tiny-cnn.onnx'), { preprocessing: { resize: 'stretch-ish' }, log: () => {} }),
+    ).rejects.toThrow(/resize 'stretch-ish' is not one sslkit implements \(cover-center-crop, stretch\)/);
+    // A 2×4 image whose left and right columns differ from the centre ones, to a 2×2 input.
+    const set = { n: 1, c: 1, h: 2, w: 4, pixels: Uint8Array.from([0, 100, 100, 0, 0, 100, 100, 0]), labels: new Int32Array(1) };
+    const p = { channels: 1, height: 2, width: 2, pixelScale: 1, mean: [0], std: [1] };
+    const cover = preprocessImages(set as never, [0], { ...p, resize: 'cover-center-crop' });
+    const stretch = preprocessImages(set as never, [0], { ...p, resize: 'stretch' });
+    expect(Array.from(cover, Math.round)).toEqual([100, 100, 100, 100]); // the centre two columns
+    expect(Array.from(stretch, Math.round)).toEqual([50, 50, 50, 50]); // each output pixel averages an edge and a centre column
   });
 });

@@ -147,7 +147,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const e = demo.encoder!;
   const p = g.manifest.model.preprocessing;
   const k = Math.max(1, Math.min(50, Number(($('k') as HTMLInputElement).value) || 10));
-  const pixels = toPixels(image, p.width, p.height);
+  const pixels = toPixels(image, p.width, p.height, p.resize);
   const qc = $('query-canvas') as HTMLCanvasElement;
   qc.width = p.width;
   qc.height = p.height;

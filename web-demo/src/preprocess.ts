@@ -15,13 +15,18 @@ export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   }
 }
 
-/** RGBA pixels of the source, cover-resized and centre-cropped to w × h. */
-export function toPixels(src: CanvasImageSource & { width: number; height: number }, w: number, h: number): ImageData {
+/** RGBA pixels of the source resized to w × h: cover and centre crop, or stretched (the model's policy). */
+export function toPixels(
+  src: CanvasImageSource & { width: number; height: number },
+  w: number,
+  h: number,
+  resize = 'cover-center-crop',
+): ImageData {
   const canvas = new OffscreenCanvas(w, h);
   const g = canvas.getContext('2d', { willReadFrequently: true })!;
   const scale = Math.max(w / src.width, h / src.height);
-  const sw = w / scale;
-  const sh = h / scale;
+  const sw = resize === 'stretch' ? src.width : w / scale;
+  const sh = resize === 'stretch' ? src.height : h / scale;
   g.imageSmoothingQuality = 'high';
   g.drawImage(src, (src.width - sw) / 2, (src.height - sh) / 2, sw, sh, 0, 0, w, h);
   return g.getImageData(0, 0, w, h);
