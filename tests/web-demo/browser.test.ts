@@ -11,7 +11,7 @@ import path from 'node:path';
 import express from 'express';
 import sharp from 'sharp';
 import * as tar from 'tar';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type FileChooser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR_ARCHIVE, hasCifar, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 import { buildIndex } from '../../serve/build-index.js';
@@ -199,14 +199,93 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     expect(last.neighbours[0].score).toBeGreaterThan(0.9999);
   });
 
-  it('reloads offline from its cache after the first load', async () => {
+  it('for people: keyboard only, a 390 px screen, k as shown, a failed query clears the old results, drops anywhere, one sheet fetch', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const p = await ctx.newPage();
+    try {
+      await p.goto(`${server.url}/`);
+      await ready(p);
+      // Nothing wider than the phone's screen.
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      // Keyboard: Tab reaches the drop zone, Enter opens the file chooser.
+      let focused = '';
+      for (let i = 0; i < 10 && focused !== 'drop'; i++) {
+        await p.keyboard.press('Tab');
+        focused = await p.evaluate(() => document.activeElement?.id ?? '');
+      }
+      expect(focused).toBe('drop');
+      const queriesBefore = await p.evaluate(() => (window as any).sslkitDemo.queries);
+      // Listening before the key press turns on Chromium's chooser interception (a round trip later it is in place).
+      const chosen = new Promise<FileChooser>((r) => p.once('filechooser', r));
+      await p.evaluate(() => 0);
+      await p.keyboard.press('Enter');
+      const chooser = await chosen;
+      await chooser.setFiles(queries[4].file);
+      await p.waitForFunction((n) => (window as any).sslkitDemo.queries > n, queriesBefore);
+      expect(await p.evaluate(() => (window as any).sslkitDemo.last.source)).toBe(path.basename(queries[4].file));
+      expect(await p.locator('#results').getAttribute('aria-live')).toBe('polite');
+      // A gallery card is a button: focus it and press Space.
+      const card = p.locator('#gallery .card').nth(5);
+      expect(await card.getAttribute('role')).toBe('button');
+      expect(await card.locator('.thumb').getAttribute('aria-label')).toMatch(/^gallery image /);
+      const sheetRequests: string[] = [];
+      p.on('request', (r) => {
+        if (/thumbs/.test(r.url())) sheetRequests.push(r.url());
+      });
+      for (const nth of [5, 6]) {
+        const before = await p.evaluate(() => (window as any).sslkitDemo.queries);
+        await p.locator('#gallery .card').nth(nth).focus();
+        await p.keyboard.press(' ');
+        await p.waitForFunction((n) => (window as any).sslkitDemo.queries > n, before);
+      }
+      expect(await p.evaluate(() => (window as any).sslkitDemo.last.neighbours[0].index)).toBe(
+        Number(await p.locator('#gallery .card').nth(6).getAttribute('data-index')),
+      );
+      expect(new Set(sheetRequests).size).toBe(sheetRequests.length); // no sheet fetched twice
+      // k: out-of-range values are clamped in the field, and a change re-runs the query.
+      const before = await p.evaluate(() => (window as any).sslkitDemo.queries);
+      await p.fill('#k', '1000');
+      await p.locator('#k').dispatchEvent('change');
+      await p.waitForFunction((n) => (window as any).sslkitDemo.queries > n, before);
+      expect(await p.inputValue('#k')).toBe('50');
+      expect(await p.evaluate(() => (window as any).sslkitDemo.last.neighbours.length)).toBe(50);
+      await p.fill('#k', '0');
+      await p.locator('#k').dispatchEvent('change');
+      await p.waitForFunction(() => (window as any).sslkitDemo.last?.neighbours.length === 1);
+      expect(await p.inputValue('#k')).toBe('1');
+      // A failed query leaves no results of the previous image behind.
+      const bad = path.join(work, 'broken.png');
+      fs.writeFileSync(bad, 'not an image');
+      const { error, last } = await upload(p, bad);
+      expect(error).toMatch(/could not read this file as an image/);
+      expect(last).toBeNull();
+      expect(await p.locator('#neighbours .card').count()).toBe(0);
+      // A file dropped outside the drop zone is a query, and the page stays.
+      const url = p.url();
+      const dropped = await p.evaluate(
+        async (bytes) => {
+          const q = (window as any).sslkitDemo.queries;
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+          document.querySelector('footer')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          while ((window as any).sslkitDemo.queries === q) await new Promise((r) => setTimeout(r, 20));
+          return (window as any).sslkitDemo.last?.source;
+        },
+        Array.from(fs.readFileSync(queries[6].file.replace(/\.jpg$/, '.png'))),
+      );
+      expect(dropped).toBe('dropped.png');
+      expect(p.url()).toBe(url);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('reloads offline from its cache after the first load (the shell, model and gallery are pre-cached at install)', async () => {
     const ctx = await browser.newContext();
     const p = await ctx.newPage();
     await p.goto(`${server.url}/`);
     await ready(p);
     await p.evaluate(() => navigator.serviceWorker.ready);
-    await p.reload();
-    await ready(p);
     await ctx.setOffline(true);
     await p.reload();
     expect(await ready(p)).toMatchObject({ backend: 'wasm' });
@@ -236,6 +315,8 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
       await p.goto(`${url}/index.html`);
       expect(await ready(p)).toEqual({ backend: 'wasm', threads: 1 });
       expect(await p.textContent('#backend')).toContain('not cross-origin isolated');
+      // No API behind a static host: no "query the server" toggle.
+      await p.waitForFunction(() => document.getElementById('use-server-label')!.hidden);
       const { last } = await upload(p, queries[3].file);
       expect(last.neighbours).toHaveLength(10);
 
@@ -248,6 +329,10 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
       expect(await errorOf('gallery=bad-gallery/')).toMatch(/gallery holds \d+-d embeddings but the model gives \d+-d ones/);
       expect(await errorOf('model=demo/gallery/manifest.json')).toMatch(/^model: onnxruntime-web could not load/);
       expect(await errorOf('gallery=missing/')).toMatch(/^gallery: .*missing\/manifest\.json answered 404/);
+      // A page that failed to load shows no empty interface and says so in the badge.
+      expect(await errorOf('model=nope.onnx')).toMatch(/^model: /);
+      expect(await p.isVisible('main')).toBe(false);
+      expect(await p.textContent('#backend')).toBe('failed to load');
     } finally {
       await ctx.close();
       host.close();

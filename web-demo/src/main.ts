@@ -114,23 +114,90 @@ function thumbEl(g: Gallery, i: number, px = 64): HTMLDivElement {
   return d;
 }
 
-function card(g: Gallery, i: number, caption: string, onClick?: () => void): HTMLDivElement {
+/** A thumbnail with its caption; with `onClick` a button that Enter and Space press too. */
+function card(g: Gallery, i: number, caption: string, onClick?: () => void, score?: number): HTMLDivElement {
   const c = document.createElement('div');
   c.className = 'card';
   c.dataset.index = String(i);
-  c.append(thumbEl(g, i));
+  const name = g.label(i) ?? g.manifest.ids[i];
+  const thumb = thumbEl(g, i);
+  thumb.setAttribute('role', 'img');
+  thumb.setAttribute('aria-label', `gallery image ${g.manifest.ids[i]}: ${name}`);
+  c.append(thumb);
   const l = document.createElement('div');
-  l.innerHTML = caption;
+  l.textContent = caption;
+  if (score !== undefined) {
+    const sc = document.createElement('span');
+    sc.className = 'score';
+    sc.textContent = score.toFixed(4);
+    l.append(document.createElement('br'), sc);
+  }
   c.append(l);
-  if (onClick) c.addEventListener('click', onClick);
+  if (onClick) {
+    c.setAttribute('role', 'button');
+    c.tabIndex = 0;
+    c.setAttribute('aria-label', `search with gallery image ${g.manifest.ids[i]} (${name})`);
+    c.addEventListener('click', onClick);
+    c.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' && ev.key !== ' ') return;
+      ev.preventDefault();
+      onClick();
+    });
+  }
   return c;
 }
 
+/** Decoded thumbnail sheets, one fetch each: a click on the gallery does not download its sheet again. */
+const sheets = new Map<string, Promise<ImageBitmap>>();
+
 async function loadThumbnailImage(g: Gallery, i: number): Promise<ImageBitmap> {
   const t = g.thumb(i);
-  const blob = await (await fetch(t.url)).blob();
-  const sheet = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  return createImageBitmap(sheet, t.x, t.y, t.size, t.size);
+  let sheet = sheets.get(t.url);
+  if (!sheet) {
+    sheet = fetch(t.url)
+      .then((r) => r.blob())
+      .then((blob) => createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }));
+    sheets.set(t.url, sheet);
+    sheet.catch(() => sheets.delete(t.url));
+  }
+  return createImageBitmap(await sheet, t.x, t.y, t.size, t.size);
+}
+
+/** Clears the previous query's results, so a failed query never leaves them under a new preview. */
+function clearResults(): void {
+  $('neighbours').replaceChildren();
+  $('cluster').replaceChildren();
+  $('query-info').textContent = '';
+  $('attention').hidden = true;
+  const qc = $('query-canvas') as HTMLCanvasElement;
+  qc.getContext('2d')!.clearRect(0, 0, qc.width, qc.height);
+  demo.last = null;
+}
+
+/** The k field, clamped to 1..50 and written back, so what it shows is what is used. */
+function readK(): number {
+  const field = $('k') as HTMLInputElement;
+  const v = field.value.trim() === '' ? NaN : Number(field.value);
+  const k = Number.isFinite(v) ? Math.max(1, Math.min(50, Math.round(v))) : 10;
+  field.value = String(k);
+  return k;
+}
+
+/** The last query, to run again when k changes. */
+let lastQuery: { source: string; image: ImageBitmap; blob: Blob | null } | null = null;
+
+/** Runs a query and shows it; on failure clears the old results and shows the error. */
+async function runQuery(source: string, image: () => Promise<ImageBitmap>, blob: Blob | null): Promise<void> {
+  $('error').hidden = true;
+  try {
+    const img = await image();
+    lastQuery = { source, image: img, blob };
+    await query(source, img, blob);
+  } catch (e) {
+    clearResults();
+    showError(`${source}: ${(e as Error).message}`);
+    demo.queries++;
+  }
 }
 
 async function dataUrl(blob: Blob): Promise<string> {
@@ -146,7 +213,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const g = demo.gallery!;
   const e = demo.encoder!;
   const p = g.manifest.model.preprocessing;
-  const k = Math.max(1, Math.min(50, Number(($('k') as HTMLInputElement).value) || 10));
+  const k = readK();
   const pixels = toPixels(image, p.width, p.height, p.resize);
   const qc = $('query-canvas') as HTMLCanvasElement;
   qc.width = p.width;
@@ -165,8 +232,8 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ image: img, k }),
     });
-    const body = await res.json();
-    if (!res.ok) throw new Error(`server search failed: ${body.error?.message ?? res.status}`);
+    const body = await res.json().catch(() => null);
+    if (!res.ok || !body) throw new Error(`server search failed: ${body?.error?.message ?? `HTTP ${res.status}, not the sslkit API`}`);
     const row = new Map(g.manifest.ids.map((id, i) => [id, i]));
     neighbours = (body.data as { id: string; score: number }[]).map((n) => {
       const i = row.get(n.id) ?? -1;
@@ -176,18 +243,24 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const cluster = g.assign(q);
   const ms = performance.now() - t0;
 
-  $('query-info').textContent = `${source} · embedded in ${ms.toFixed(1)} ms (${via === 'server' ? 'server search' : 'in the browser'})`;
+  const small = image.width * image.height < (p.width * p.height) / 4;
+  $('query-info').textContent =
+    `${source} · embedded in ${ms.toFixed(1)} ms (${via === 'server' ? 'server search' : 'in the browser'})` +
+    (small ? ` · note: the image is ${image.width}×${image.height}, far below the model's ${p.width}×${p.height}; it was enlarged` : '');
   const nb = $('neighbours');
-  nb.replaceChildren(
-    ...neighbours
-      .filter((n) => n.index >= 0)
-      .map((n) => card(g, n.index, `${n.label ?? n.id}<br><span class="score">${n.score.toFixed(4)}</span>`)),
-  );
+  nb.replaceChildren(...neighbours.filter((n) => n.index >= 0).map((n) => card(g, n.index, n.label ?? n.id, undefined, n.score)));
   const m = g.manifest.clusters;
   const cl = $('cluster');
   const members = m.members[cluster.cluster].slice(0, 6);
   const head = document.createElement('div');
-  head.innerHTML = `cluster <b style="color:${PALETTE[cluster.cluster % PALETTE.length]}">${cluster.cluster}</b> of ${m.k} · similarity ${cluster.score.toFixed(3)} · ${m.sizes[cluster.cluster]} members, e.g.:`;
+  // The colour is a swatch beside the number: several palette colours are too light for text.
+  const swatch = document.createElement('span');
+  swatch.className = 'swatch';
+  swatch.style.background = PALETTE[cluster.cluster % PALETTE.length];
+  swatch.setAttribute('aria-hidden', 'true');
+  const name = document.createElement('b');
+  name.textContent = String(cluster.cluster);
+  head.append('cluster ', swatch, name, ` of ${m.k} · similarity ${cluster.score.toFixed(3)} · ${m.sizes[cluster.cluster]} members, e.g.:`);
   const row = document.createElement('div');
   row.className = 'grid';
   row.append(...members.map((i) => card(g, i, g.label(i) ?? g.manifest.ids[i])));
@@ -206,13 +279,16 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   demo.queries++;
 }
 
-async function queryBlob(blob: Blob, name: string): Promise<void> {
+const queryBlob = (blob: Blob, name: string) => runQuery(name, () => decodeImage(blob), blob);
+
+/** Shows the "query the server" toggle only where the sslkit API answers (not on a static host). */
+async function offerServerToggle(): Promise<void> {
   try {
-    $('error').hidden = true;
-    await query(name, await decodeImage(blob), blob);
-  } catch (e) {
-    showError(`${name}: ${(e as Error).message}`);
-    demo.queries++;
+    const r = await fetch(`${apiBase}/v1/models`, { headers: { accept: 'application/json' } });
+    const body = r.ok ? await r.json() : null;
+    $('use-server-label').hidden = !body?.data?.length;
+  } catch {
+    $('use-server-label').hidden = true;
   }
 }
 
@@ -257,14 +333,12 @@ async function start(): Promise<{ backend: string; threads: number }> {
   const stride = g.manifest.count / shown;
   $('gallery').replaceChildren(
     ...Array.from({ length: shown }, (_, j) => Math.floor(j * stride)).map((i) =>
-      card(g, i, g.label(i) ?? g.manifest.ids[i], async () => {
-        try {
-          $('error').hidden = true;
-          await query(`gallery item ${g.manifest.ids[i]}`, await loadThumbnailImage(g, i), null);
-        } catch (err) {
-          showError((err as Error).message);
-        }
-      }),
+      card(
+        g,
+        i,
+        g.label(i) ?? g.manifest.ids[i],
+        () => void runQuery(`gallery item ${g.manifest.ids[i]}`, () => loadThumbnailImage(g, i), null),
+      ),
     ),
   );
 
@@ -274,17 +348,31 @@ async function start(): Promise<{ backend: string; threads: number }> {
     if (f) void queryBlob(f, f.name).then(() => (file.value = ''));
   });
   const drop = $('drop');
-  drop.addEventListener('dragover', (ev) => {
+  drop.addEventListener('click', () => file.click());
+  drop.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter' && ev.key !== ' ') return;
+    ev.preventDefault();
+    file.click();
+  });
+  // A file dropped anywhere on the page is a query; the browser never navigates away to it.
+  document.addEventListener('dragover', (ev) => {
     ev.preventDefault();
     drop.classList.add('over');
   });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (ev) => {
+  document.addEventListener('dragleave', (ev) => {
+    if (!ev.relatedTarget) drop.classList.remove('over');
+  });
+  document.addEventListener('drop', (ev) => {
     ev.preventDefault();
     drop.classList.remove('over');
     const f = ev.dataTransfer?.files[0];
     if (f) void queryBlob(f, f.name);
   });
+  ($('k') as HTMLInputElement).addEventListener('change', () => {
+    readK();
+    if (lastQuery) void runQuery(lastQuery.source, async () => lastQuery!.image, lastQuery.blob);
+  });
+  void offerServerToggle();
   document.addEventListener('paste', (ev) => {
     const item = Array.from(ev.clipboardData?.items ?? []).find((i) => i.type.startsWith('image/'));
     const f = item?.getAsFile();
@@ -295,6 +383,10 @@ async function start(): Promise<{ backend: string; threads: number }> {
 
 demo.ready = start().catch((e: Error) => {
   $('loading').hidden = true;
+  document.querySelector('main')!.hidden = true;
+  const b = $('backend');
+  b.textContent = 'failed to load';
+  b.className = 'badge failed';
   showError(e.message);
   throw e;
 });
