@@ -3,21 +3,29 @@
  * the reference convnet (batch 128 × 2 views, 32×32×3) and on ResNet-18, in views/s and peak
  * RSS, beside the same step in PyTorch (Debian's python3-torch) measured in the same run.
  *
- *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--resnet-batch 64]
+ *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--convnet-batch 128] [--resnet-batch 64] [--profile]
+ *
+ * --profile adds, per step, where its time goes: onnxruntime's profiler summed by operator type
+ * (train/engine/profile.ts), from a separate profiled session (profiling slows the run it measures).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Program } from '../train/engine/program.js';
 import { buildSimclrStep } from './simclr-step.js';
 import { tuneConvGrads } from '../train/engine/conv-grad-tuner.js';
 import { ConvGradPlanner } from '../train/engine/conv-grad.js';
+import { profileFile, profileTable, summariseProfile } from '../train/engine/profile.js';
 
 const { values: args } = parseArgs({
   options: {
     threads: { type: 'string', default: '2' },
     steps: { type: 'string', default: '8' },
+    'convnet-batch': { type: 'string', default: '128' },
     'resnet-batch': { type: 'string', default: '64' },
+    profile: { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
@@ -38,7 +46,18 @@ async function sslkitStep(backbone: string, batch: number) {
   }
   await prog.release();
   const ms = times.slice(2).sort((a, b) => a - b)[Math.floor(steps / 2)];
-  return { ms, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length };
+  let profile: string | null = null;
+  if (args.profile) {
+    const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sslkit-profile-')), `${backbone}`);
+    const profiled = await Program.compile(g, { device: 'cpu', threads, profile: prefix });
+    for (let i = 0; i < 3; i++) await profiled.run(feeds); // the first is left out of the summary
+    profiled.endProfiling();
+    await profiled.release();
+    const file = profileFile(prefix);
+    profile = `${profileTable(summariseProfile(file).ops)}
+(trace: ${file})`;
+  }
+  return { ms, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length, profile };
 }
 
 function torchStep(backbone: string, batch: number): { ms: number; img_s: number; rss_mb: number; torch: string } | null {
@@ -73,8 +92,9 @@ console.log(
 );
 const header = ['step', 'sslkit', 'views/s', 'peak RSS', 'PyTorch', 'views/s', 'peak RSS', 'sslkit/PyTorch'];
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+const profiles: string[] = [];
 for (const [backbone, batch] of [
-  ['convnet', 128],
+  ['convnet', Number(args['convnet-batch'])],
   ['resnet18', Number(args['resnet-batch'])],
 ] as const) {
   const s = await sslkitStep(backbone, batch);
@@ -91,5 +111,7 @@ for (const [backbone, batch] of [
     t ? `${(s.imgS / t.img_s).toFixed(2)}×` : 'n/a',
   ];
   console.log(`| ${row.join(' | ')} |`);
+  if (s.profile) profiles.push(`\n## Where ${backbone}'s step goes (onnxruntime profiler, per step)\n\n${s.profile}`);
 }
+for (const p of profiles) console.log(p);
 if (!fs.existsSync(args.python!)) console.log('(PyTorch peer not found: apt-get install python3-torch)');

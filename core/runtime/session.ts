@@ -20,6 +20,8 @@ export interface SessionOptions {
   spinning?: boolean;
   /** Where fall-back messages go; stderr by default. */
   log?: (line: string) => void;
+  /** File prefix for onnxruntime's per-op profile of this session (written when profiling ends). */
+  profile?: string;
 }
 
 export interface LoadedSession {
@@ -100,8 +102,9 @@ export async function createSession(model: Uint8Array, o: SessionOptions = {}): 
         enableCpuMemArena: true,
       };
       if (o.threads) opts.intraOpNumThreads = o.threads;
-      // SSLKIT_ORT_PROFILE=prefix writes onnxruntime's per-op profile (chrome-trace JSON).
-      if (process.env.SSLKIT_ORT_PROFILE) Object.assign(opts, { enableProfiling: true, profileFilePrefix: process.env.SSLKIT_ORT_PROFILE });
+      // o.profile or SSLKIT_ORT_PROFILE=prefix writes onnxruntime's per-op profile (chrome-trace JSON).
+      const profile = o.profile ?? process.env.SSLKIT_ORT_PROFILE;
+      if (profile) Object.assign(opts, { enableProfiling: true, profileFilePrefix: profile });
       if (o.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
       const session = await ort.InferenceSession.create(model, opts);
       if (first && provider === 'cpu' && device !== 'cpu' && device !== 'auto') log(`sslkit: running on CPU instead of ${device}`);

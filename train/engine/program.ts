@@ -64,6 +64,11 @@ export class Program {
     return result;
   }
 
+  /** Ends onnxruntime's profiling (compiled with `profile`) and writes its file. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
