@@ -199,6 +199,31 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     expect(last.neighbours[0].score).toBeGreaterThan(0.9999);
   });
 
+  it('the map has a legend and axes, shows an image under the pointer and searches with it on a click; timings say what they measured', async () => {
+    const legend = await page.locator('#map-legend li').allTextContents();
+    const k = await page.evaluate(() => (window as any).sslkitDemo.gallery.manifest.clusters.k);
+    expect(legend).toHaveLength(k);
+    // The gallery is labelled (CIFAR-10 class folders): each cluster names its most common class.
+    legend.forEach((l) => expect(l).toMatch(/^cluster \d+: \d+ images, mostly \w+ \(\d+%\)$/));
+    expect(await page.textContent('#map-axes')).toMatch(/first principal component of the embeddings \(\d+% of the variance\)/);
+    const target = 123;
+    const [x, y] = await page.evaluate((i) => (window as any).sslkitDemo.mapPosition(i), target);
+    const box = (await page.locator('#map').boundingBox())!;
+    const scale = box.width / 420;
+    await page.mouse.move(box.x + x * scale, box.y + y * scale);
+    await page.waitForSelector('#map-tip:not([hidden])');
+    expect(await page.locator('#map-tip .thumb').getAttribute('aria-label')).toMatch(/^gallery image /);
+    const before = await page.evaluate(() => (window as any).sslkitDemo.queries);
+    await page.mouse.click(box.x + x * scale, box.y + y * scale);
+    await page.waitForFunction((n) => (window as any).sslkitDemo.queries > n, before);
+    const last = await page.evaluate(() => (window as any).sslkitDemo.last);
+    // The point under the pointer (or one drawn on top of it) finds itself first.
+    expect(last.neighbours[0].score).toBeGreaterThan(0.9999);
+    expect(last.source).toMatch(/^gallery item /);
+    expect(last.embedMs).toBeLessThanOrEqual(last.ms);
+    expect(await page.textContent('#query-info')).toMatch(/model [\d.]+ ms in the browser · search and cluster [\d.]+ ms in the browser/);
+  });
+
   it('for people: keyboard only, a 390 px screen, k as shown, a failed query clears the old results, drops anywhere, one sheet fetch', async () => {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const p = await ctx.newPage();

@@ -10,7 +10,7 @@
 import { BrowserEncoder } from './model';
 import { Gallery, normalize, type Neighbour } from './gallery';
 import { decodeImage, toInput, toPixels } from './preprocess';
-import { drawMap, PALETTE } from './map';
+import { drawMap, mapLegend, PALETTE, type MapView } from './map';
 
 const params = new URLSearchParams(location.search);
 const modelUrl = new URL(params.get('model') ?? 'demo/model.onnx', document.baseURI).href;
@@ -24,7 +24,10 @@ interface QueryResult {
   embedding: number[];
   neighbours: Neighbour[];
   cluster: { cluster: number; score: number };
+  /** Model run plus search (or the server's round trip). */
   ms: number;
+  /** The model run alone. */
+  embedMs: number;
   via: 'browser' | 'server';
   /** heads × patches, for ViT models. */
   attention: number[] | null;
@@ -70,6 +73,8 @@ const demo = {
   error: null as string | null,
   encoder: null as BrowserEncoder | null,
   gallery: null as Gallery | null,
+  /** Where gallery item i is drawn on the map, in canvas pixels (for tests). */
+  mapPosition: (i: number): [number, number] | null => mapView?.position(i) ?? null,
   /** Per-image latency of the model alone (batch 1), in ms, after `warmup` runs. */
   async bench(runs = 50, warmup = 5): Promise<number[]> {
     const e = demo.encoder!;
@@ -183,6 +188,42 @@ function readK(): number {
   return k;
 }
 
+/** The point of the map under the pointer (redrawn with every query). */
+let mapView: MapView | null = null;
+
+/** Hover shows a gallery point's image and label; a click searches with it. */
+function wireMap(g: Gallery): void {
+  const canvas = $('map') as HTMLCanvasElement;
+  const tip = $('map-tip');
+  const at = (ev: MouseEvent) => {
+    const r = canvas.getBoundingClientRect();
+    // The canvas may be drawn smaller than its pixel size (narrow screens).
+    return mapView?.pick(((ev.clientX - r.left) * canvas.width) / r.width, ((ev.clientY - r.top) * canvas.height) / r.height) ?? null;
+  };
+  canvas.addEventListener('mousemove', (ev) => {
+    const i = at(ev);
+    tip.hidden = i === null;
+    if (i === null) return;
+    tip.replaceChildren(card(g, i, g.label(i) ?? g.manifest.ids[i]));
+    tip.style.left = `${canvas.offsetLeft + ev.offsetX + 12}px`;
+    tip.style.top = `${canvas.offsetTop + ev.offsetY + 12}px`;
+  });
+  canvas.addEventListener('mouseleave', () => (tip.hidden = true));
+  canvas.addEventListener('click', (ev) => {
+    const i = at(ev);
+    if (i !== null) void runQuery(`gallery item ${g.manifest.ids[i]}`, () => loadThumbnailImage(g, i), null);
+  });
+  // Each axis's share of the embeddings' total variance (the trace of their covariance, n − 1 as PCA's).
+  const { count, dim, pca } = g.manifest;
+  let total = 0;
+  for (let i = 0; i < count; i++) for (let d = 0; d < dim; d++) total += (g.vectors[i * dim + d] - pca.mean[d]) ** 2;
+  total /= Math.max(1, count - 1);
+  const pct = (x = 0) => (total > 0 ? ` (${((100 * x) / total).toFixed(0)}% of the variance)` : '');
+  $('map-axes').textContent =
+    `Across: the first principal component of the embeddings${pct(pca.variance[0])}; up: the second${pct(pca.variance[1])}.`;
+  $('map-legend').replaceChildren(...mapLegend(g));
+}
+
 /** The last query, to run again when k changes. */
 let lastQuery: { source: string; image: ImageBitmap; blob: Blob | null } | null = null;
 
@@ -221,6 +262,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   qc.getContext('2d')!.putImageData(pixels, 0, 0);
   const t0 = performance.now();
   const raw = await e.embed(toInput(pixels, p), 1);
+  const embedMs = performance.now() - t0;
   const q = normalize(raw);
   let neighbours: Neighbour[];
   let via: QueryResult['via'] = 'browser';
@@ -242,10 +284,14 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   } else neighbours = g.search(q, k);
   const cluster = g.assign(q);
   const ms = performance.now() - t0;
+  const searchMs = ms - embedMs;
 
   const small = image.width * image.height < (p.width * p.height) / 4;
   $('query-info').textContent =
-    `${source} · embedded in ${ms.toFixed(1)} ms (${via === 'server' ? 'server search' : 'in the browser'})` +
+    `${source} · model ${embedMs.toFixed(1)} ms in the browser · ` +
+    (via === 'server'
+      ? `search on the server ${searchMs.toFixed(0)} ms (round trip)`
+      : `search and cluster ${searchMs.toFixed(1)} ms in the browser`) +
     (small ? ` · note: the image is ${image.width}×${image.height}, far below the model's ${p.width}×${p.height}; it was enlarged` : '');
   const nb = $('neighbours');
   nb.replaceChildren(...neighbours.filter((n) => n.index >= 0).map((n) => card(g, n.index, n.label ?? n.id, undefined, n.score)));
@@ -265,7 +311,10 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   row.className = 'grid';
   row.append(...members.map((i) => card(g, i, g.label(i) ?? g.manifest.ids[i])));
   cl.replaceChildren(head, row);
-  drawMap($('map') as HTMLCanvasElement, g, { xy: g.project(q), neighbours: neighbours.map((n) => n.index).filter((i) => i >= 0) });
+  mapView = drawMap($('map') as HTMLCanvasElement, g, {
+    xy: g.project(q),
+    neighbours: neighbours.map((n) => n.index).filter((i) => i >= 0),
+  });
   drawAttention(e, qc);
   demo.last = {
     source,
@@ -273,6 +322,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
     neighbours,
     cluster,
     ms,
+    embedMs,
     via,
     attention: e.lastAttention ? Array.from(e.lastAttention.data) : null,
   };
@@ -327,7 +377,8 @@ async function start(): Promise<{ backend: string; threads: number }> {
   $('loading').hidden = true;
   document.querySelector('main')!.hidden = false;
 
-  drawMap($('map') as HTMLCanvasElement, g);
+  mapView = drawMap($('map') as HTMLCanvasElement, g);
+  wireMap(g);
   // A spread of the gallery (galleries are often sorted by class).
   const shown = Math.min(g.manifest.count, 96);
   const stride = g.manifest.count / shown;

@@ -1,4 +1,7 @@
-/** The gallery's 2-D PCA map on a canvas, coloured by cluster, with the query marked. */
+/**
+ * The gallery's 2-D PCA map on a canvas, coloured by cluster, with the query marked; its legend
+ * (each cluster's size and most common label) and a picker for the point under the pointer.
+ */
 import type { Gallery } from './gallery';
 
 export const PALETTE = [
@@ -24,7 +27,13 @@ export const PALETTE = [
   '#969696',
 ];
 
-export function drawMap(canvas: HTMLCanvasElement, g: Gallery, query?: { xy: [number, number]; neighbours: number[] }): void {
+/** What was drawn: the item nearest to canvas pixel (x, y) within `radius` (or null), and where item i is. */
+export interface MapView {
+  pick(x: number, y: number, radius?: number): number | null;
+  position(i: number): [number, number];
+}
+
+export function drawMap(canvas: HTMLCanvasElement, g: Gallery, query?: { xy: [number, number]; neighbours: number[] }): MapView {
   const ctx = canvas.getContext('2d')!;
   const { width: w, height: h } = canvas;
   const c = g.coords;
@@ -53,7 +62,17 @@ export function drawMap(canvas: HTMLCanvasElement, g: Gallery, query?: { xy: [nu
     ctx.fillRect(sx(c[2 * i]) - 1, sy(c[2 * i + 1]) - 1, 2.5, 2.5);
   }
   ctx.globalAlpha = 1;
-  if (!query) return;
+  const pick = (x: number, y: number, radius = 6) => {
+    let best: number | null = null;
+    let bestD = radius * radius;
+    for (let i = 0; i < assign.length; i++) {
+      const d = (sx(c[2 * i]) - x) ** 2 + (sy(c[2 * i + 1]) - y) ** 2;
+      if (d <= bestD) [best, bestD] = [i, d];
+    }
+    return best;
+  };
+  const view: MapView = { pick, position: (i) => [sx(c[2 * i]), sy(c[2 * i + 1])] };
+  if (!query) return view;
   ctx.strokeStyle = '#000';
   for (const i of query.neighbours) {
     ctx.beginPath();
@@ -70,4 +89,27 @@ export function drawMap(canvas: HTMLCanvasElement, g: Gallery, query?: { xy: [nu
   }
   ctx.closePath();
   ctx.fill();
+  return view;
+}
+
+/** One line per cluster: its colour, size and, for a labelled gallery, its most common label. */
+export function mapLegend(g: Gallery): HTMLElement[] {
+  const m = g.manifest;
+  return Array.from({ length: m.clusters.k }, (_, c) => {
+    const counts = new Map<string, number>();
+    for (const i of m.clusters.members[c] ?? []) {
+      const l = g.label(i);
+      if (l !== null) counts.set(l, (counts.get(l) ?? 0) + 1);
+    }
+    const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? [null, 0];
+    const li = document.createElement('li');
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = PALETTE[c % PALETTE.length];
+    swatch.setAttribute('aria-hidden', 'true');
+    const size = m.clusters.sizes[c];
+    const members = m.clusters.members[c]?.length ?? 0;
+    li.append(swatch, `cluster ${c}: ${size} images${top ? `, mostly ${top} (${Math.round((100 * n) / Math.max(1, members))}%)` : ''}`);
+    return li;
+  });
 }
