@@ -3,7 +3,11 @@
  * WebAssembly SIMD with 1 and N threads) beside onnxruntime-node (1 and N threads) on the same
  * model file, in the same run. Batch 1, median and p90 over --runs after a warm-up.
  *
- *   npx tsx bench/browser.ts [--model runs/quickstart/model.onnx] [--data fashion-mnist] [--runs 200]
+ * Then the first load on a throttled link (--mbit, 20 by default, 40 ms latency): the bytes
+ * transferred (as sent, compressed where the server compressed), by kind, and the time until the
+ * page is usable (its model and gallery loaded), with a cold cache.
+ *
+ *   npx tsx bench/browser.ts [--model runs/quickstart/model.onnx] [--data fashion-mnist] [--runs 200] [--mbit 20]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +24,7 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'runs/quickstart/model.onnx' },
     data: { type: 'string', default: 'fashion-mnist' },
     runs: { type: 'string', default: '200' },
+    mbit: { type: 'string', default: '20' },
   },
 });
 const model = path.resolve(args.model!);
@@ -71,6 +76,36 @@ for (const threads of [1, cores]) {
   rows.push({ where: `Chromium wasm (${r.backend})`, threads: r.threads, ...stats(ms) });
   await page.close();
 }
+
+// First load on a throttled link, cold cache: bytes on the wire by kind, and the time to usable.
+const ctx = await browser.newContext();
+const page = await ctx.newPage();
+const cdp = await ctx.newCDPSession(page);
+await cdp.send('Network.enable');
+await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+const bps = (Number(args.mbit) * 1e6) / 8;
+await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 40, downloadThroughput: bps, uploadThroughput: bps });
+const wire = new Map<string, number>();
+const urls = new Map<string, string>();
+cdp.on('Network.responseReceived', (e) => urls.set(e.requestId, e.response.url));
+cdp.on('Network.loadingFinished', (e) => {
+  const url = urls.get(e.requestId) ?? '';
+  const kind = /\.wasm$/.test(url)
+    ? 'WebAssembly runtime'
+    : /\.onnx$/.test(url)
+      ? 'model'
+      : /\/demo\/gallery\//.test(url)
+        ? /thumbs/.test(url)
+          ? 'gallery thumbnails'
+          : 'gallery data'
+        : 'page (HTML, JS, CSS)';
+  wire.set(kind, (wire.get(kind) ?? 0) + e.encodedDataLength);
+});
+const t0 = performance.now();
+await page.goto(`${server.url}/`);
+await page.evaluate(() => (window as any).sslkitDemo.ready);
+const usable = (performance.now() - t0) / 1000;
+await ctx.close();
 await browser.close();
 await server.close();
 fs.rmSync(dir, { recursive: true, force: true });
@@ -80,3 +115,9 @@ console.log('| runtime | threads | p50 ms/image | p90 ms/image | p50 vs onnxrunt
 console.log('| --- | --- | --- | --- | --- |');
 for (const r of rows)
   console.log(`| ${r.where} | ${r.threads} | ${r.p50.toFixed(3)} | ${r.p90.toFixed(3)} | ${(r.p50 / node1).toFixed(2)}× |`);
+
+const total = [...wire.values()].reduce((a, b) => a + b, 0);
+console.log(`\n## First load, cold cache, ${args.mbit} Mbit/s and 40 ms latency: usable after ${usable.toFixed(1)} s\n`);
+console.log('| what | transferred |\n| --- | --- |');
+for (const [kind, bytes] of [...wire].sort((a, b) => b[1] - a[1])) console.log(`| ${kind} | ${(bytes / 1e6).toFixed(2)} MB |`);
+console.log(`| **total** | **${(total / 1e6).toFixed(2)} MB** |`);

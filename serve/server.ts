@@ -19,6 +19,7 @@ import { embeddingsRoute } from './routes/embeddings.js';
 import { searchRoutes } from './routes/search.js';
 import { indexItemRoutes } from './routes/index-items.js';
 import { systemRoutes } from './routes/system.js';
+import { staticAssets } from './static-assets.js';
 import type { ServeContext } from './context.js';
 import { UserError } from '../core/errors.js';
 
@@ -198,7 +199,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     app.get('/demo/model.onnx', (_req, res) => res.sendFile(path.resolve(o.model)));
     app.use('/demo/gallery', express.static(o.gallery));
   }
-  if (demoDir) app.use(express.static(demoDir));
+  if (demoDir) app.use(...staticAssets(demoDir));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
 

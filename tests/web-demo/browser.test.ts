@@ -199,6 +199,32 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     expect(last.neighbours[0].score).toBeGreaterThan(0.9999);
   });
 
+  it('sends hashed assets precompressed and cached as immutable; the page itself is revalidated', async () => {
+    const raw = (p: string, encoding: string) =>
+      new Promise<{ headers: http.IncomingHttpHeaders; bytes: number }>((resolve, reject) => {
+        http
+          .get(`${server.url}${p}`, { headers: { 'accept-encoding': encoding } }, (res) => {
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => resolve({ headers: res.headers, bytes }));
+          })
+          .on('error', reject);
+      });
+    const { files } = JSON.parse(fs.readFileSync(path.join(await ensureDemoBuilt(), 'precache.json'), 'utf8')) as { files: string[] };
+    const wasm = `/${files.find((f) => f.endsWith('.wasm'))}`;
+    const plain = await raw(wasm, 'identity');
+    const br = await raw(wasm, 'br, gzip');
+    const gz = await raw(wasm, 'gzip');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect([br.headers['content-encoding'], br.headers['content-type']]).toEqual(['br', 'application/wasm']);
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(br.bytes).toBeLessThan(0.25 * plain.bytes);
+    expect(gz.bytes).toBeLessThan(0.3 * plain.bytes);
+    for (const r of [plain, br, gz]) expect(r.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await raw('/', 'gzip')).headers['cache-control']).toBe('no-cache');
+    expect((await raw('/sw.js', 'gzip')).headers['cache-control']).toBe('no-cache');
+  });
+
   it('the map has a legend and axes, shows an image under the pointer and searches with it on a click; timings say what they measured', async () => {
     const legend = await page.locator('#map-legend li').allTextContents();
     const k = await page.evaluate(() => (window as any).sslkitDemo.gallery.manifest.clusters.k);
@@ -228,8 +254,17 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const p = await ctx.newPage();
     try {
+      const thumbLoads: string[] = [];
+      p.on('request', (r) => {
+        if (/thumbs-\d+\.png/.test(r.url())) thumbLoads.push(r.url());
+      });
       await p.goto(`${server.url}/`);
       await ready(p);
+      // Thumbnail sheets load when the gallery comes into view, not with the page.
+      expect(thumbLoads).toHaveLength(0);
+      await p.locator('#gallery .card').first().scrollIntoViewIfNeeded();
+      await expect.poll(() => thumbLoads.length).toBeGreaterThan(0);
+      await p.evaluate(() => window.scrollTo(0, 0));
       // Nothing wider than the phone's screen.
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       // Keyboard: Tab reaches the drop zone, Enter opens the file chooser.

@@ -105,13 +105,27 @@ function progress(label: string) {
   };
 }
 
+const lazyThumbs = new IntersectionObserver(
+  (entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      const el = e.target as HTMLElement;
+      el.style.backgroundImage = `url(${el.dataset.src})`;
+      lazyThumbs.unobserve(el);
+    }
+  },
+  { rootMargin: '200px' },
+);
+
 function thumbEl(g: Gallery, i: number, px = 64): HTMLDivElement {
   const t = g.thumb(i);
   const d = document.createElement('div');
   d.className = 'thumb';
   const s = px / t.size;
   const t0 = g.manifest.thumbs;
-  d.style.backgroundImage = `url(${t.url})`;
+  // The sheet is fetched when the thumbnail comes near the screen, not on first load.
+  d.dataset.src = t.url;
+  lazyThumbs.observe(d);
   d.style.backgroundPosition = `-${t.x * s}px -${t.y * s}px`;
   d.style.backgroundSize = `${t0.cols * t0.size * s}px auto`;
   d.style.borderColor = PALETTE[g.manifest.clusters.assign[i] % PALETTE.length];

@@ -1,0 +1,36 @@
+/**
+ * The built page's files: hashed assets (`/assets/NAME-HASH.ext`) are immutable, so they are
+ * cached for a year and sent precompressed (brotli or gzip, written at build time) when the
+ * browser accepts it; everything else (index.html, sw.js, precache.json) is revalidated on every
+ * load, so a new build is seen at once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import express, { type RequestHandler } from 'express';
+
+const HASHED = /^\/assets\/[\w.-]+$/;
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+export function staticAssets(dir: string): RequestHandler[] {
+  const precompressed: RequestHandler = (req, res, next) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !HASHED.test(req.path)) return next();
+    const file = path.join(dir, req.path);
+    const accepts = req.acceptsEncodings('br', 'gzip', 'identity');
+    const ext = accepts === 'br' ? '.br' : accepts === 'gzip' ? '.gz' : null;
+    if (!ext || !fs.existsSync(file + ext)) return next();
+    res.type(path.extname(file));
+    res.setHeader('Content-Encoding', accepts as string);
+    res.setHeader('Vary', 'Accept-Encoding');
+    res.setHeader('Cache-Control', IMMUTABLE);
+    res.sendFile(file + ext, { cacheControl: false }, (e) => e && next(e));
+  };
+  const plain = express.static(dir, {
+    cacheControl: false,
+    setHeaders: (res, file) => {
+      const rel = `/${path.relative(dir, file).split(path.sep).join('/')}`;
+      res.setHeader('Cache-Control', HASHED.test(rel) ? IMMUTABLE : 'no-cache');
+      if (HASHED.test(rel)) res.setHeader('Vary', 'Accept-Encoding');
+    },
+  });
+  return [precompressed, plain];
+}
