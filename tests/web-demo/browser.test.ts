@@ -23,6 +23,7 @@ import { writeDemoSite } from '../../web-demo/site.js';
 import { ensureDemoBuilt } from '../../web-demo/build.js';
 import { imageToInput } from '../../serve/images.js';
 import * as ort from 'onnxruntime-node';
+import axe from 'axe-core';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
@@ -223,6 +224,20 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     for (const r of [plain, br, gz]) expect(r.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     expect((await raw('/', 'gzip')).headers['cache-control']).toBe('no-cache');
     expect((await raw('/sw.js', 'gzip')).headers['cache-control']).toBe('no-cache');
+  });
+
+  it('passes an automated accessibility audit (axe-core) with no serious or critical violations, before and after a query', async () => {
+    const audit = async () => {
+      await page.addScriptTag({ content: axe.source });
+      const r = await page.evaluate(() => (window as any).axe.run(document, { resultTypes: ['violations'] }));
+      return (r.violations as { id: string; impact: string; nodes: { target: string[] }[] }[])
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    };
+    await ready(page);
+    expect(await audit()).toEqual([]);
+    await upload(page, queries[5].file);
+    expect(await audit()).toEqual([]);
   });
 
   it('the map has a legend and axes, shows an image under the pointer and searches with it on a click; timings say what they measured', async () => {

@@ -155,7 +155,8 @@ function card(g: Gallery, i: number, caption: string, onClick?: () => void, scor
   if (onClick) {
     c.setAttribute('role', 'button');
     c.tabIndex = 0;
-    c.setAttribute('aria-label', `search with gallery image ${g.manifest.ids[i]} (${name})`);
+    // The visible caption comes first in the name (what a speech user says is what they see).
+    c.setAttribute('aria-label', `${caption}: search with gallery image ${g.manifest.ids[i]}`);
     c.addEventListener('click', onClick);
     c.addEventListener('keydown', (ev) => {
       if (ev.key !== 'Enter' && ev.key !== ' ') return;
