@@ -29,7 +29,8 @@ export function minOpset(model: ModelMsg): number {
 export function setOpset(model: ModelMsg, opset: number): ModelMsg {
   const min = minOpset(model);
   if (opset < min || opset > MAX_OPSET) {
-    const needs = model.graph.node.find((n) => (MIN_OPSET[n.op_type] ?? 13) === min && MIN_OPSET[n.op_type])?.op_type;
+    // The op that sets the floor, when one does (otherwise the floor is 13, sslkit's own).
+    const needs = model.graph.node.find((n) => MIN_OPSET[n.op_type] === min)?.op_type;
     throw new UserError(
       `opset ${opset} is not possible for this graph: it can be written at opsets ${min}-${MAX_OPSET}` +
         (opset < min ? (needs ? ` (${needs} needs ${min})` : ` (sslkit writes its ops in their opset-13 form or later)`) : ''),

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type RequestHandler } from 'express';
 
-const HASHED = /^\/assets\/[\w.-]+$/;
+// A name, never `..`: the first character is a word character.
+const HASHED = /^\/assets\/\w[\w.-]*$/;
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export function staticAssets(dir: string): RequestHandler[] {
@@ -22,14 +23,14 @@ export function staticAssets(dir: string): RequestHandler[] {
     res.setHeader('Content-Encoding', accepts as string);
     res.setHeader('Vary', 'Accept-Encoding');
     res.setHeader('Cache-Control', IMMUTABLE);
-    res.sendFile(file + ext, { cacheControl: false }, (e) => e && next(e));
+    res.sendFile(req.path.slice(1) + ext, { root: dir, cacheControl: false }, (e) => e && next(e));
   };
   const plain = express.static(dir, {
     cacheControl: false,
     setHeaders: (res, file) => {
-      const rel = `/${path.relative(dir, file).split(path.sep).join('/')}`;
-      res.setHeader('Cache-Control', HASHED.test(rel) ? IMMUTABLE : 'no-cache');
-      if (HASHED.test(rel)) res.setHeader('Vary', 'Accept-Encoding');
+      const hashed = HASHED.test(`/${path.relative(dir, file).split(path.sep).join('/')}`);
+      res.setHeader('Cache-Control', hashed ? IMMUTABLE : 'no-cache');
+      if (hashed) res.setHeader('Vary', 'Accept-Encoding');
     },
   });
   return [precompressed, plain];

@@ -259,11 +259,11 @@ export class IndexStore {
     if (this.wal.size > this.walMaxBytes) this.snapshot();
   }
 
-  /** Adds (or replaces) items; durable when it returns. */
-  add(entries: { item: IndexItem; vector: Float32Array }[]): void {
+  /** Adds (or replaces) items; durable when it returns. `field` names an entry's vector in errors. */
+  add(entries: { item: IndexItem; vector: Float32Array; field?: string }[]): void {
     const search = this.search();
-    const ops: WalOp[] = entries.map(({ item, vector }) => {
-      this.checkVector(vector);
+    const ops: WalOp[] = entries.map(({ item, vector, field }) => {
+      this.checkVector(vector, field);
       const unit = normalizeRows(Float32Array.from(vector), this.dim);
       return { op: 'add', item, vector: Buffer.from(unit.buffer).toString('base64'), cluster: search.assign(unit).cluster };
     });
@@ -305,7 +305,6 @@ export class IndexStore {
             ? km.assign[was]
             : fresh.assign(this.vectors.subarray(row * this.dim, (row + 1) * this.dim)).cluster;
       }
-      this.base.clusters.assign = Int32Array.from(this.assign.subarray(0, this.items.length));
       this.snapshot();
       return this.clusters;
     } finally {

@@ -20,6 +20,7 @@ export function indexItemRoutes(ctx: ServeContext): Router {
           `items.${i}.metadata.id: 'id' is reserved; give the item's id as items.${i}.id`,
           `items.${i}.metadata.id`,
         );
+      // Given embeddings are checked before any image of the request is embedded.
       if (it.embedding) store.checkVector(it.embedding, `items.${i}.embedding`);
     });
     const withImages = b.items.map((it, i) => [it, i] as const).filter(([it]) => it.image !== undefined);
@@ -33,9 +34,9 @@ export function indexItemRoutes(ctx: ServeContext): Router {
     const vectors = new Map(withImages.map(([, i], j) => [i, embedded[j]]));
     const entries = b.items.map((it, i) => {
       const vector = vectors.get(i) ?? Float32Array.from(it.embedding!);
-      store.checkVector(vector, `items.${i}.embedding`);
       const metadata = it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {};
-      return { item: { ...metadata, id: it.id ?? crypto.randomUUID() }, vector };
+      // store.add checks every vector (the model's too) under this field's name.
+      return { item: { ...metadata, id: it.id ?? crypto.randomUUID() }, vector, field: `items.${i}.embedding` };
     });
     store.add(entries);
     ctx.metrics.indexSize.set(store.count);

@@ -133,6 +133,16 @@ function thumbEl(g: Gallery, i: number, px = 64): HTMLDivElement {
   return d;
 }
 
+/** A click, or Enter or Space while focused: what a button does, for an element that plays one. */
+function onActivate(el: HTMLElement, action: () => void): void {
+  el.addEventListener('click', action);
+  el.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter' && ev.key !== ' ') return;
+    ev.preventDefault();
+    action();
+  });
+}
+
 /** A thumbnail with its caption; with `onClick` a button that Enter and Space press too. */
 function card(g: Gallery, i: number, caption: string, onClick?: () => void, score?: number): HTMLDivElement {
   const c = document.createElement('div');
@@ -157,12 +167,7 @@ function card(g: Gallery, i: number, caption: string, onClick?: () => void, scor
     c.tabIndex = 0;
     // The visible caption comes first in the name (what a speech user says is what they see).
     c.setAttribute('aria-label', `${caption}: search with gallery image ${g.manifest.ids[i]}`);
-    c.addEventListener('click', onClick);
-    c.addEventListener('keydown', (ev) => {
-      if (ev.key !== 'Enter' && ev.key !== ' ') return;
-      ev.preventDefault();
-      onClick();
-    });
+    onActivate(c, onClick);
   }
   return c;
 }
@@ -215,18 +220,21 @@ function wireMap(g: Gallery): void {
     // The canvas may be drawn smaller than its pixel size (narrow screens).
     return mapView?.pick(((ev.clientX - r.left) * canvas.width) / r.width, ((ev.clientY - r.top) * canvas.height) / r.height) ?? null;
   };
+  let shown: number | null = null;
   canvas.addEventListener('mousemove', (ev) => {
     const i = at(ev);
     tip.hidden = i === null;
     if (i === null) return;
-    tip.replaceChildren(card(g, i, g.label(i) ?? g.manifest.ids[i]));
+    // A new card only when the pointer reaches another point, not on every move.
+    if (i !== shown) tip.replaceChildren(card(g, i, g.label(i) ?? g.manifest.ids[i]));
+    shown = i;
     tip.style.left = `${canvas.offsetLeft + ev.offsetX + 12}px`;
     tip.style.top = `${canvas.offsetTop + ev.offsetY + 12}px`;
   });
   canvas.addEventListener('mouseleave', () => (tip.hidden = true));
   canvas.addEventListener('click', (ev) => {
     const i = at(ev);
-    if (i !== null) void runQuery(`gallery item ${g.manifest.ids[i]}`, () => loadThumbnailImage(g, i), null);
+    if (i !== null) void queryGalleryItem(g, i);
   });
   // Each axis's share of the embeddings' total variance (the trace of their covariance, n − 1 as PCA's).
   const { count, dim, pca } = g.manifest;
@@ -345,6 +353,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
 }
 
 const queryBlob = (blob: Blob, name: string) => runQuery(name, () => decodeImage(blob), blob);
+const queryGalleryItem = (g: Gallery, i: number) => runQuery(`gallery item ${g.manifest.ids[i]}`, () => loadThumbnailImage(g, i), null);
 
 /** Shows the "query the server" toggle only where the sslkit API answers (not on a static host). */
 async function offerServerToggle(): Promise<void> {
@@ -399,12 +408,7 @@ async function start(): Promise<{ backend: string; threads: number }> {
   const stride = g.manifest.count / shown;
   $('gallery').replaceChildren(
     ...Array.from({ length: shown }, (_, j) => Math.floor(j * stride)).map((i) =>
-      card(
-        g,
-        i,
-        g.label(i) ?? g.manifest.ids[i],
-        () => void runQuery(`gallery item ${g.manifest.ids[i]}`, () => loadThumbnailImage(g, i), null),
-      ),
+      card(g, i, g.label(i) ?? g.manifest.ids[i], () => void queryGalleryItem(g, i)),
     ),
   );
 
@@ -414,12 +418,7 @@ async function start(): Promise<{ backend: string; threads: number }> {
     if (f) void queryBlob(f, f.name).then(() => (file.value = ''));
   });
   const drop = $('drop');
-  drop.addEventListener('click', () => file.click());
-  drop.addEventListener('keydown', (ev) => {
-    if (ev.key !== 'Enter' && ev.key !== ' ') return;
-    ev.preventDefault();
-    file.click();
-  });
+  onActivate(drop, () => file.click());
   // A file dropped anywhere on the page is a query; the browser never navigates away to it.
   document.addEventListener('dragover', (ev) => {
     ev.preventDefault();
