@@ -173,7 +173,7 @@ export function quickstartCommand(): Command {
           process.once('SIGTERM', stop);
         });
         process.stdout.write(
-          `\nServing ${s.ctx.store!.count} Fashion-MNIST test images at ${s.url}\n` +
+          `\nServing ${await s.ctx.store!.count()} Fashion-MNIST test images at ${s.url}\n` +
             `  demo:     open ${s.url}/ in a browser: search and clustering run in the page (onnxruntime-web)\n` +
             `  search:   curl -s ${s.url}/v1/search -H 'content-type: application/json' -d '{"image": "<base64 PNG>", "k": 5}'\n` +
             `  API:      ${s.url}/openapi.json   metrics: ${s.url}/metrics\n` +

@@ -9,7 +9,10 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('serve embeddings, k-NN search and cluster assignment over HTTP')
     .requiredOption('--model <file.onnx>', 'ONNX image encoder (sslkit export or foreign)')
-    .option('--index <file>', 'index from sslkit index (enables search, clusters and index writes)')
+    .option(
+      '--index <file|url>',
+      'index from sslkit index: a file, or postgres://user:password@host:port/db?table=NAME shared by replicas (or set SSLKIT_INDEX_URL); enables search, clusters and index writes',
+    )
     .option('--gallery <dir>', 'gallery from sslkit index --gallery: serves the in-browser demo at /')
     .option('--port <n>', 'port', intOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -39,6 +42,7 @@ export function serveCommand(): Command {
     )
     .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
     .option('--ann-threshold <n>', 'index size from which search is approximate (HNSW)', intOption('--ann-threshold', 1), 20000)
+    .option('--ef-search <n>', "PostgreSQL index: pgvector's hnsw.ef_search when a request gives none", intOption('--ef-search', 1), 40)
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
     .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
     .option('--cors', 'allow cross-origin requests')
@@ -61,6 +65,8 @@ export function serveCommand(): Command {
         maxImages: number;
         drainMs: number;
         maxPixels: number;
+        annThreshold: number;
+        efSearch: number;
         apiKey?: string;
         apiKeyScope: 'all' | 'writes';
         cors?: boolean;
@@ -68,7 +74,8 @@ export function serveCommand(): Command {
         pooling: 'cls' | 'mean';
       }) => {
         const staticDir = f.gallery ? await ensureDemoBuilt((l) => process.stderr.write(`${l}\n`)) : undefined;
-        const s = await startServer({ ...f, staticDir, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
+        const index = f.index ?? process.env.SSLKIT_INDEX_URL;
+        const s = await startServer({ ...f, index, staticDir, apiKey: f.apiKey ?? process.env.SSLKIT_API_KEY });
         // Stop handlers first: whoever reads the ready line may signal at once.
         const stop = async (sig: string) => {
           process.stderr.write(`${sig}: draining and saving the index\n`);
@@ -78,7 +85,7 @@ export function serveCommand(): Command {
         process.once('SIGTERM', () => void stop('SIGTERM'));
         process.once('SIGINT', () => void stop('SIGINT'));
         process.stdout.write(
-          `sslkit serve: ${s.url} (model ${f.model}${f.index ? `, index ${f.index} with ${s.ctx.store!.count} items` : ''}); OpenAPI at ${s.url}/openapi.json${f.gallery ? `; demo at ${s.url}/` : ''}\n`,
+          `sslkit serve: ${s.url} (model ${f.model}${s.ctx.store ? `, index ${s.ctx.store.location} with ${await s.ctx.store.count()} items` : ''}); OpenAPI at ${s.url}/openapi.json${f.gallery ? `; demo at ${s.url}/` : ''}\n`,
         );
       },
     );

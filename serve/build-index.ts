@@ -3,17 +3,19 @@
  * encoder, stores unit vectors with ids and metadata, and clusters the gallery with k-means
  * (K by option; default the class count, else √N); optionally writes the browser gallery too.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { loadDataset, type Split } from '../data/datasets.js';
-import { sampleIndices, subset } from '../core/image-set.js';
+import { sampleIndices, subset, type ImageSet } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { OnnxEncoder, type OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
 import { preprocessImages } from '../core/preprocess.js';
-import { saveIndex, type IndexData } from './index-file.js';
+import { saveIndex, type IndexData, type IndexItem } from './index-file.js';
 import { exportGallery } from './gallery.js';
-import { IndexStore } from './store.js';
+import { ExactSearch } from './exact-search.js';
+import { FileStore } from './file-store.js';
+import { PostgresStore } from './postgres-store.js';
+import { modelIdentity, checkIdentity } from './identity.js';
+import { UserError } from '../core/errors.js';
 
 export interface BuildIndexOptions extends OnnxEncoderOptions {
   data: string;
@@ -26,47 +28,68 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
   gallery?: string;
   /** From this many items the HNSW graph is built now and saved beside the index (serve reopens it in a second). */
   annThreshold?: number;
+  /** This job's share of the images (PostgreSQL index): shard `index` of `of`, from 0. */
+  shard?: { index: number; of: number };
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
+/** The data set's images to index (all, or a `--limit` sample), their ids, and `shard`'s share of them. */
+async function selectImages(o: BuildIndexOptions) {
   // A plain folder (no train/ and test/) is indexed whole: nothing is held out of a gallery.
   const all = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, testFraction: 0, log: o.log });
   // --limit: a seeded, class-stratified sample; items keep their data set position as id.
-  const positions =
-    o.limit && o.limit < all.n ? sampleIndices(all.labels, all.n, o.limit) : Int32Array.from({ length: all.n }, (_, i) => i);
+  let positions = o.limit && o.limit < all.n ? sampleIndices(all.labels, all.n, o.limit) : Int32Array.from({ length: all.n }, (_, i) => i);
+  // A shard takes every N-th image of the selection: N jobs split it whatever its order.
+  if (o.shard) positions = positions.filter((_, j) => j % o.shard!.of === o.shard!.index);
   const set = positions.length === all.n ? all : subset(all, positions);
-  const enc = await OnnxEncoder.load(modelFile, o);
-  const dim = enc.dim;
-  const vectors = new Float32Array(set.n * dim);
-  const batch = o.batch ?? 256;
-  try {
-    for (let s = 0; s < set.n; s += batch) {
-      const idx = Int32Array.from({ length: Math.min(batch, set.n - s) }, (_, i) => s + i);
-      vectors.set(await enc.embed(preprocessImages(set, idx, enc.preprocessing), idx.length), s * dim);
-      o.onProgress?.(s + idx.length, set.n);
-    }
-  } finally {
-    await enc.release();
-  }
-  normalizeRows(vectors, dim);
-  const k = Math.min(set.n, o.clusters ?? (set.classes.length || Math.max(1, Math.round(Math.sqrt(set.n)))));
-  const km = kmeans(vectors, dim, k, { seed: 0 });
-  const items = Array.from({ length: set.n }, (_, i) => ({
+  const items: IndexItem[] = Array.from({ length: set.n }, (_, i) => ({
     id: String(positions[i]),
     source: set.sources?.[i] ?? `${o.data}:${o.split ?? 'test'}:${positions[i]}`,
     ...(set.labels && set.labels[i] >= 0 ? { label: set.classes[set.labels[i]] } : {}),
   }));
+  return { set, items, classes: all.classes.length };
+}
+
+/** Unit-norm embeddings of every image of `set`, in batches. */
+async function embedAll(
+  enc: OnnxEncoder,
+  set: ImageSet,
+  o: BuildIndexOptions,
+  onBatch?: (from: number, vectors: Float32Array) => Promise<void>,
+) {
+  const dim = enc.dim;
+  const vectors = new Float32Array(set.n * dim);
+  const batch = o.batch ?? 256;
+  for (let s = 0; s < set.n; s += batch) {
+    const idx = Int32Array.from({ length: Math.min(batch, set.n - s) }, (_, i) => s + i);
+    const v = normalizeRows(await enc.embed(preprocessImages(set, idx, enc.preprocessing), idx.length), dim);
+    vectors.set(v, s * dim);
+    await onBatch?.(s, v);
+    o.onProgress?.(s + idx.length, set.n);
+  }
+  return vectors;
+}
+
+const defaultClusters = (o: BuildIndexOptions, classes: number, n: number) =>
+  Math.min(n, o.clusters ?? (classes || Math.max(1, Math.round(Math.sqrt(n)))));
+
+export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
+  if (o.shard) throw new UserError('--shard fills a PostgreSQL index (--out postgres://…); an index file is written by one job');
+  const { set, items, classes } = await selectImages(o);
+  const enc = await OnnxEncoder.load(modelFile, o);
+  let vectors: Float32Array;
+  try {
+    vectors = await embedAll(enc, set, o);
+  } finally {
+    await enc.release();
+  }
+  const dim = enc.dim;
+  const k = defaultClusters(o, classes, set.n);
+  const km = kmeans(vectors, dim, k, { seed: 0 });
   const index: IndexData = {
     dim,
     metric: 'cosine',
-    model: {
-      file: path.resolve(modelFile),
-      bytes: fs.statSync(modelFile).size,
-      embeddingDim: dim,
-      metadata: enc.info.metadata,
-      preprocessing: enc.preprocessing,
-    },
+    model: modelIdentity(modelFile, enc),
     data: o.data,
     items,
     vectors,
@@ -75,10 +98,74 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
   saveIndex(out, index);
   if (index.items.length >= (o.annThreshold ?? 20_000)) {
     // Opening builds the graph; the snapshot saves it with the index, so `sslkit serve` loads it instead.
-    const store = IndexStore.open(out, { annThreshold: o.annThreshold });
+    const store = FileStore.open(out, { annThreshold: o.annThreshold });
     store.snapshot();
     store.close();
   }
   if (o.gallery) await exportGallery(o.gallery, index, set, { file: modelFile, encoder: enc });
   return index;
+}
+
+export interface PostgresIndexSummary {
+  location: string;
+  dim: number;
+  /** Items this job wrote (its shard's share). */
+  written: number;
+  /** Items in the table when it finished. */
+  total: number;
+  /** The clustering, when this job made it (the only or the last shard to finish). */
+  clusters: { k: number } | null;
+}
+
+/**
+ * `sslkit index … --out postgres://…[?table=NAME] [--shard I/N]`: upserts this job's share of the
+ * images by id, a transaction per batch, so a re-run (or a crashed job run again) is idempotent;
+ * the last of the N jobs to finish clusters the whole table.
+ */
+export async function buildPostgresIndex(modelFile: string, url: string, o: BuildIndexOptions): Promise<PostgresIndexSummary> {
+  if (o.gallery && o.shard) throw new UserError('--gallery needs every image in one job: run it without --shard');
+  const { set, items, classes } = await selectImages(o);
+  const enc = await OnnxEncoder.load(modelFile, o);
+  let store: PostgresStore | null = null;
+  try {
+    store = await PostgresStore.open(url, {
+      create: { dim: enc.dim, model: modelIdentity(modelFile, enc) },
+      annThreshold: o.annThreshold,
+      log: o.log,
+    });
+    checkIdentity(store.location, store.dim, store.model, modelIdentity(modelFile, enc));
+    const dim = enc.dim;
+    const s = store;
+    const vectors = await embedAll(enc, set, o, (from, v) =>
+      s.add(Array.from({ length: v.length / dim }, (_, i) => ({ item: items[from + i], vector: v.subarray(i * dim, (i + 1) * dim) }))),
+    );
+    const shard = o.shard ?? { index: 0, of: 1 };
+    let clusters: PostgresIndexSummary['clusters'] = null;
+    if (await store.finishShard(shard.index, shard.of, set.n)) {
+      const n = await store.count();
+      clusters = await store.rebuildClusters(defaultClusters(o, classes, n));
+      // Large enough for approximate search: the HNSW index is built now, over the loaded rows.
+      if (n >= (o.annThreshold ?? 20_000)) await store.buildAnnIndex();
+    }
+    if (o.gallery) {
+      // The page shows the table's clusters: each image goes to its nearest centroid of the table.
+      const centroids = await store.centroids();
+      const index: IndexData = {
+        dim,
+        metric: 'cosine',
+        model: store.model,
+        data: o.data,
+        items,
+        vectors,
+        clusters: { k: centroids.k, centroids: centroids.centroids, assign: new Int32Array(set.n) },
+      };
+      const search = new ExactSearch(index);
+      for (let i = 0; i < set.n; i++) index.clusters.assign[i] = search.assign(vectors.subarray(i * dim, (i + 1) * dim)).cluster;
+      await exportGallery(o.gallery, index, set, { file: modelFile, encoder: enc });
+    }
+    return { location: store.location, dim, written: set.n, total: await store.count(), clusters };
+  } finally {
+    await store?.close();
+    await enc.release();
+  }
 }

@@ -26,6 +26,8 @@ export interface IndexData {
   model: {
     file: string;
     bytes: number;
+    /** SHA-256 of the model file (absent in indexes from before it was kept). */
+    sha256?: string;
     embeddingDim: number;
     metadata: Record<string, string>;
     /** The preprocessing the vectors were made with (absent in indexes from before it was kept). */

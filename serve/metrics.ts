@@ -1,4 +1,4 @@
-/** Prometheus metrics (prom-client): requests and latency by route and status, batches, queue. */
+/** Prometheus metrics (prom-client): requests and latency by route and status, batches, queue, index database calls. */
 import client from 'prom-client';
 import type { NextFunction, Request, Response } from 'express';
 
@@ -32,6 +32,23 @@ export function createMetrics() {
     registers: [registry],
   });
   const indexSize = new client.Gauge({ name: 'sslkit_index_items', help: 'items in the index', registers: [registry] });
+  const indexQuery = new client.Histogram({
+    name: 'sslkit_index_query_seconds',
+    help: 'index database calls (PostgreSQL store) by operation',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+  const indexErrors = new client.Counter({
+    name: 'sslkit_index_query_errors_total',
+    help: 'failed index database calls by operation and error code',
+    labelNames: ['op', 'code'],
+    registers: [registry],
+  });
+  const observeIndexQuery = (op: string, seconds: number, error?: string) => {
+    indexQuery.observe({ op }, seconds);
+    if (error) indexErrors.inc({ op, code: error });
+  };
   const middleware = (req: Request, res: Response, next: NextFunction) => {
     const end = latency.startTimer();
     res.on('finish', () => {
@@ -42,6 +59,6 @@ export function createMetrics() {
     });
     next();
   };
-  return { registry, batchSize, queueDepth, provider, indexSize, middleware };
+  return { registry, batchSize, queueDepth, provider, indexSize, observeIndexQuery, middleware };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

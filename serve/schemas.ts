@@ -13,7 +13,18 @@ export const EmbeddingsBody = z.object({
 });
 
 export const SearchBody = z
-  .object({ image: image.optional(), embedding: embedding.optional(), k: z.number().int().min(1).max(1000).default(10) })
+  .object({
+    image: image.optional(),
+    embedding: embedding.optional(),
+    k: z.number().int().min(1).max(1000).default(10),
+    ef_search: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("HNSW candidate list (PostgreSQL index: pgvector's hnsw.ef_search; at least k is used); more is slower and nearer exact"),
+  })
   .refine((b) => (b.image === undefined) !== (b.embedding === undefined), {
     message: 'give exactly one of image or embedding',
     path: ['image'],
@@ -53,7 +64,7 @@ export function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T>
   if (!r.success) {
     const issue = r.error.issues[0];
     const field = issue.path.join('.') || undefined;
-    const code = issue.path[0] === 'k' || issue.path[0] === 'members' ? 'out_of_range' : 'invalid_request';
+    const code = ['k', 'members', 'ef_search'].includes(String(issue.path[0])) ? 'out_of_range' : 'invalid_request';
     throw new ApiError(400, code, `${field ?? 'body'}: ${issue.message}`, field);
   }
   return r.data;

@@ -8,10 +8,11 @@ import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
 import { ModelThread } from './model-thread.js';
-import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
-import { IndexStore } from './store.js';
+import type { IndexStore } from './store.js';
+import { openIndexStore } from './open-store.js';
+import { checkIdentity, modelIdentity } from './identity.js';
 import { createMetrics } from './metrics.js';
 import { apiKeyAuth } from './auth.js';
 import { errorHandler, ApiError } from './errors.js';
@@ -41,6 +42,7 @@ function checkGallery(dir: string, dim: number, model: string): void {
 
 export interface ServeOptions {
   model: string;
+  /** An index file, or a PostgreSQL URL (postgres://user:password@host:port/db?table=NAME). */
   index?: string;
   port?: number;
   host?: string;
@@ -67,6 +69,8 @@ export interface ServeOptions {
   pooling?: 'cls' | 'mean';
   /** Index size from which searches use HNSW (approximate). */
   annThreshold?: number;
+  /** pgvector's hnsw.ef_search when a search request gives none. */
+  efSearch?: number;
   /**
    * A gallery from `sslkit index --gallery`: turns on the web demo, the page at / with this model
    * at /demo/model.onnx and the gallery at /demo/gallery/.
@@ -83,19 +87,6 @@ export interface RunningServer {
   ctx: ServeContext;
   close(): Promise<void>;
 }
-
-/** What decides the model's input from an image, as comparable text. */
-const preprocessingKey = (p: Preprocessing) =>
-  JSON.stringify({
-    channels: p.channels,
-    height: p.height,
-    width: p.width,
-    pixel_scale: p.pixelScale,
-    mean: p.mean,
-    std: p.std,
-    // Indexes from before the policy was kept were all made by cover-center-crop.
-    resize: p.resize ?? 'cover-center-crop',
-  });
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -127,25 +118,29 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let store: IndexStore | null = null;
   const demoDir = o.staticDir;
   try {
-    store = o.index ? IndexStore.open(o.index, { annThreshold: o.annThreshold, log }) : null;
-    if (store && store.dim !== encoder.dim)
-      throw new UserError(`${o.index} holds ${store.dim}-d vectors, ${o.model} gives ${encoder.dim}-d embeddings`);
-    const indexed = store?.model.preprocessing;
-    if (indexed && preprocessingKey(indexed) !== preprocessingKey(encoder.preprocessing))
-      throw new UserError(
-        `${o.index} was built with preprocessing ${preprocessingKey(indexed)}, the server would use ${preprocessingKey(encoder.preprocessing)}; ` +
-          `pass the same --preprocessing as to sslkit index`,
-      );
+    if (o.index) {
+      const served = modelIdentity(o.model, encoder);
+      store = await openIndexStore(o.index, {
+        annThreshold: o.annThreshold,
+        efSearch: o.efSearch,
+        // A PostgreSQL index that does not exist yet starts empty, made for this model.
+        create: { dim: encoder.dim, model: served },
+        autoAnnIndex: true,
+        log,
+        onQuery: metrics.observeIndexQuery,
+      });
+      checkIdentity(store.location, store.dim, store.model, served);
+    }
     if (o.gallery) {
       if (!o.staticDir) throw new TypeError('startServer: a gallery needs staticDir, the built page (web-demo/build.ts)');
       checkGallery(o.gallery, encoder.dim, o.model);
     }
   } catch (e) {
-    store?.close();
+    await store?.close();
     await encoder.release();
     throw e;
   }
-  if (store) metrics.indexSize.set(store.count);
+  if (store) metrics.indexSize.set(await store.count());
   const auth = apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope ?? 'all' });
   const ctx: ServeContext = {
     encoder,
@@ -228,10 +223,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       clearTimeout(deadline);
       server.closeAllConnections();
       await batcher.idle();
-      if (store) {
-        store.snapshot();
-        store.close();
-      }
+      await store?.close();
       await encoder.release();
     })());
   return { url, server, ctx, close };

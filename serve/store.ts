@@ -1,343 +1,81 @@
 /**
- * The live index: the snapshot file plus a write-ahead log beside it (`INDEX.wal`, see wal.ts). A
- * write is appended to the log as one framed record and fsync'd before it is acknowledged, so it
- * survives `kill -9`; opening replays the log over the snapshot, skipping what the snapshot
- * already holds (its LSN). Snapshots are written on cluster rebuilds, on shutdown and whenever
- * the log outgrows `walMaxBytes`, so the log stays bounded. Opening removes temporaries that a
- * crashed writer left behind.
+ * What the service asks of an index, whichever engine holds it: the file store (file-store.ts,
+ * the embedded default) or PostgreSQL with pgvector (postgres-store.ts, for replicas that share
+ * one index). Every call is async so that both fit; the routes see only this interface.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { kmeansInWorker } from '../core/kmeans.js';
-import { normalizeRows } from '../core/vectors.js';
-import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
-import { writeFileAtomic } from '../core/fs.js';
-import { ExactSearch, type Neighbour } from './exact-search.js';
-import { AnnIndex } from './ann.js';
+import type { IndexData, IndexItem } from './index-file.js';
 import { ApiError } from './errors.js';
-import { replayWal, WalWriter, type ReplayResult, type WalOp } from './wal.js';
 
 /** The most clusters a rebuild may ask for: k-means costs items × k × dim per iteration. */
 export const MAX_CLUSTERS = 1024;
 
-export interface StoreOptions {
-  /** Index size from which searches go through HNSW (approximate). */
-  annThreshold?: number;
-  /** Log size that triggers a snapshot (and an empty log). */
-  walMaxBytes?: number;
-  log?: (line: string) => void;
+export interface Hit {
+  id: string;
+  /** Cosine similarity to the query. */
+  score: number;
+  item: IndexItem;
 }
 
-/** `INDEX.<pid>.<time>.tmp` and `INDEX.hnsw.<pid>.tmp` of writers that no longer run. */
-function removeStaleTemporaries(file: string, log: (l: string) => void): void {
-  const dir = path.dirname(file);
-  const base = path.basename(file);
-  for (const name of fs.readdirSync(dir)) {
-    if (!name.startsWith(`${base}.`) || !name.endsWith('.tmp')) continue;
-    const pid = Number(/\.(\d+)(?:\.\d+)?\.tmp$/.exec(name)?.[1]);
-    if (!pid || (pid !== process.pid && isRunning(pid))) continue;
-    fs.rmSync(path.join(dir, name), { force: true });
-    log(`${path.join(dir, name)}: removed a temporary file left by an interrupted write`);
-  }
+export interface ClusterSummary {
+  k: number;
+  clusters: { id: number; size: number; representatives: string[] }[];
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export interface SearchOptions {
+  /** HNSW candidate-list size for this search (pgvector's hnsw.ef_search); more is slower and nearer exact. */
+  efSearch?: number;
 }
 
-export class IndexStore {
-  private vectors: Float32Array;
-  private items: IndexItem[];
-  private assign: Int32Array;
-  private rows = new Map<string, number>();
-  private wal: WalWriter | null = null;
-  /** The LSN of the last record written or replayed; the snapshot records it. */
-  private lsn: number;
-  private walMaxBytes: number;
-  /** Ids written while a cluster rebuild runs (their k-means assignment may be stale). */
-  private touched: Set<string> | null = null;
-  private rebuilding = false;
-  /** What opening found in the log. */
-  replay: ReplayResult = { lastLsn: 0, truncatedBytes: 0, legacy: false };
-  /** HNSW over the items once the index is large; keys are stable across swap-deletes. */
-  private ann: AnnIndex | null = null;
-  private keyOf = new Map<string, bigint>();
-  private idOf = new Map<bigint, string>();
-  private nextKey = 0n;
+export interface IndexEntry {
+  item: IndexItem;
+  vector: Float32Array;
+  /** Names the entry's vector in errors. */
+  field?: string;
+}
 
-  private constructor(
-    readonly file: string,
-    private base: IndexData,
-    o: StoreOptions,
-  ) {
-    this.items = base.items.slice();
-    this.vectors = Float32Array.from(base.vectors);
-    this.assign = Int32Array.from(base.clusters.assign);
-    this.items.forEach((it, i) => this.rows.set(it.id, i));
-    this.lsn = base.lsn ?? 0;
-    this.walMaxBytes = o.walMaxBytes ?? 64 * 2 ** 20;
-  }
+export interface IndexStore {
+  readonly kind: 'file' | 'postgres';
+  /** Where the index lives, safe to log (a URL's password is masked). */
+  readonly location: string;
+  readonly dim: number;
+  /** The model and preprocessing the vectors were made with. */
+  readonly model: IndexData['model'];
+  count(): Promise<number>;
+  /** Clusters in the current clustering (0 before the first). */
+  clusterCount(): Promise<number>;
+  /** A 400 unless `vector` has the index's dimension, is finite in float32 and is not all zeros. */
+  checkVector(vector: ArrayLike<number>, field?: string): void;
+  nearest(query: Float32Array, k: number, o?: SearchOptions): Promise<Hit[]>;
+  /** The nearest cluster centroid and its cosine similarity. */
+  assign(query: Float32Array): Promise<{ cluster: number; score: number }>;
+  /** Up to `n` ids of `cluster`'s items, nearest to the query first. */
+  members(query: Float32Array, cluster: number, n: number): Promise<string[]>;
+  clusterSummary(): Promise<ClusterSummary>;
+  /** Adds or replaces items as one all-or-nothing write; durable when it resolves. */
+  add(entries: IndexEntry[]): Promise<void>;
+  /** Removes an item; a 404 when there is none with that id. */
+  delete(id: string): Promise<void>;
+  has(id: string): Promise<boolean>;
+  /** k-means off the request thread; the new clustering is what every later request sees. */
+  rebuildClusters(k?: number): Promise<{ k: number }>;
+  /** True while the index answers (the file store always does). */
+  reachable(): Promise<boolean>;
+  /** Persists what is pending and lets go of files or connections. */
+  close(): Promise<void>;
+}
 
-  /** True when the HNSW graph came from its saved file rather than a rebuild. */
-  annLoaded = false;
+/** True for a PostgreSQL URL rather than a file path. */
+export const isPostgresUrl = (location: string): boolean => /^postgres(ql)?:\/\//i.test(location);
 
-  /** Opens an index; above `annThreshold` items searches go through HNSW (approximate). */
-  static open(file: string, o: StoreOptions = {}): IndexStore {
-    const log = o.log ?? (() => {});
-    removeStaleTemporaries(file, log);
-    const s = new IndexStore(file, loadIndex(file), o);
-    if (s.items.length >= (o.annThreshold ?? 20_000)) s.enableAnn();
-    const held = s.lsn;
-    s.replay = replayWal(`${file}.wal`, (r) => {
-      if (r.lsn !== 0 && r.lsn <= held) return; // already in the snapshot
-      for (const op of r.ops) s.apply(op);
-      s.lsn = Math.max(s.lsn, r.lsn);
-    });
-    if (s.replay.truncatedBytes)
-      log(`${file}.wal: cut off ${s.replay.truncatedBytes} bytes of a torn or damaged last record (a write that was never acknowledged)`);
-    s.wal = new WalWriter(`${file}.wal`);
-    // An unframed log from an earlier version is folded into a snapshot, then replaced.
-    if (s.replay.legacy) s.snapshot();
-    return s;
+/** A 400 naming `field` unless `vector` has `dim` values, all finite in float32 (1e39 is Infinity there), not all zero. */
+export function checkVector(vector: ArrayLike<number>, dim: number, field = 'embedding'): void {
+  if (vector.length !== dim)
+    throw new ApiError(400, 'wrong_dimension', `${field} has ${vector.length} values, the index holds ${dim}`, field);
+  let norm = 0;
+  for (let i = 0; i < vector.length; i++) {
+    const v = Math.fround(vector[i]);
+    if (!Number.isFinite(v)) throw new ApiError(400, 'non_finite', `${field}[${i}] is ${vector[i]}, not a finite float32 value`, field);
+    norm += v * v;
   }
-
-  get dim(): number {
-    return this.base.dim;
-  }
-  get count(): number {
-    return this.items.length;
-  }
-  get model(): IndexData['model'] {
-    return this.base.model;
-  }
-  get clusters(): IndexData['clusters'] {
-    return { ...this.base.clusters, assign: this.assign.subarray(0, this.items.length) };
-  }
-
-  /** A consistent view for search (copies nothing). */
-  view(): IndexData {
-    return { ...this.base, items: this.items, vectors: this.vectors.subarray(0, this.items.length * this.dim), clusters: this.clusters };
-  }
-
-  search(): ExactSearch {
-    return new ExactSearch(this.view());
-  }
-
-  /**
-   * The HNSW graph is saved beside the snapshot (`INDEX.hnsw` + `INDEX.hnsw.json` with the keys);
-   * it is reused when it belongs to this very snapshot (same size and time), else rebuilt.
-   */
-  private annFiles() {
-    return { graph: `${this.file}.hnsw`, keys: `${this.file}.hnsw.json` };
-  }
-
-  private enableAnn(): void {
-    const f = this.annFiles();
-    try {
-      const side = JSON.parse(fs.readFileSync(f.keys, 'utf8')) as { size: number; mtimeMs: number; nextKey: string; keys: string[] };
-      const st = fs.statSync(this.file);
-      if (side.size === st.size && side.mtimeMs === st.mtimeMs && side.keys.length === this.items.length) {
-        this.ann = new AnnIndex(this.dim);
-        this.ann.load(f.graph);
-        side.keys.forEach((k, i) => {
-          this.keyOf.set(this.items[i].id, BigInt(k));
-          this.idOf.set(BigInt(k), this.items[i].id);
-        });
-        this.nextKey = BigInt(side.nextKey);
-        this.annLoaded = true;
-        return;
-      }
-    } catch {
-      // No saved graph, or not this snapshot's: rebuild below.
-    }
-    this.ann = new AnnIndex(this.dim);
-    const keys = new BigUint64Array(this.items.length);
-    this.items.forEach((it, i) => {
-      keys[i] = this.nextKey;
-      this.keyOf.set(it.id, this.nextKey);
-      this.idOf.set(this.nextKey++, it.id);
-    });
-    this.ann.add(keys, this.vectors.subarray(0, this.items.length * this.dim));
-  }
-
-  get approximate(): boolean {
-    return this.ann !== null;
-  }
-
-  /** A 400 naming `field` unless `vector` has the index's dimension. */
-  checkDim(vector: ArrayLike<number>, field = 'embedding'): void {
-    if (vector.length !== this.dim)
-      throw new ApiError(400, 'wrong_dimension', `${field} has ${vector.length} values, the index holds ${this.dim}`, field);
-  }
-
-  /** checkDim, and a 400 for a vector that is not finite in float32 (1e39 is Infinity there) or all zeros. */
-  checkVector(vector: ArrayLike<number>, field = 'embedding'): void {
-    this.checkDim(vector, field);
-    let norm = 0;
-    for (let i = 0; i < vector.length; i++) {
-      const v = Math.fround(vector[i]);
-      if (!Number.isFinite(v)) throw new ApiError(400, 'non_finite', `${field}[${i}] is ${vector[i]}, not a finite float32 value`, field);
-      norm += v * v;
-    }
-    if (!(norm > 0)) throw new ApiError(400, 'zero_vector', `${field} is all zeros: it has no direction to compare`, field);
-  }
-
-  /** The k nearest items: HNSW when enabled, else exact. */
-  nearest(query: Float32Array, k: number): Neighbour[] {
-    this.checkVector(query);
-    if (!this.ann) return this.search().search(query, k);
-    const r = this.ann.search(normalizeRows(Float32Array.from(query), this.dim), k);
-    return Array.from(r.keys, (key, j) => {
-      const id = this.idOf.get(key)!;
-      const row = this.rows.get(id)!;
-      return { id, row, score: r.scores[j], item: this.items[row] };
-    });
-  }
-
-  private annRemove(id: string): void {
-    const key = this.keyOf.get(id);
-    if (!this.ann || key === undefined) return;
-    this.ann.remove(key);
-    this.keyOf.delete(id);
-    this.idOf.delete(key);
-  }
-
-  private apply(op: WalOp): void {
-    this.touched?.add(op.op === 'delete' ? op.id : op.item.id);
-    if (op.op === 'delete') {
-      const row = this.rows.get(op.id);
-      if (row === undefined) return;
-      this.annRemove(op.id);
-      // Swap the last row into the hole.
-      const last = this.items.length - 1;
-      if (row !== last) {
-        this.items[row] = this.items[last];
-        this.vectors.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
-        this.assign[row] = this.assign[last];
-        this.rows.set(this.items[row].id, row);
-      }
-      this.items.pop();
-      this.rows.delete(op.id);
-      return;
-    }
-    const v = new Float32Array(new Uint8Array(Buffer.from(op.vector, 'base64')).buffer);
-    let row = this.rows.get(op.item.id);
-    if (row === undefined) {
-      row = this.items.length;
-      if ((row + 1) * this.dim > this.vectors.length) {
-        const grown = new Float32Array(Math.max(this.dim * 16, this.vectors.length * 2));
-        grown.set(this.vectors);
-        this.vectors = grown;
-        const a = new Int32Array(grown.length / this.dim);
-        a.set(this.assign);
-        this.assign = a;
-      }
-      this.items.push(op.item);
-      this.rows.set(op.item.id, row);
-    } else this.items[row] = op.item;
-    this.vectors.set(v, row * this.dim);
-    this.assign[row] = op.cluster;
-    if (this.ann) {
-      this.annRemove(op.item.id);
-      this.keyOf.set(op.item.id, this.nextKey);
-      this.idOf.set(this.nextKey, op.item.id);
-      this.ann.add(BigUint64Array.of(this.nextKey++), v);
-    }
-  }
-
-  /** Logs the ops as one record (a batch is all or nothing), applies them, and snapshots a log grown too long. */
-  private commit(ops: WalOp[]): void {
-    if (!this.wal) throw new Error('IndexStore: closed');
-    this.wal.append({ lsn: this.lsn + 1, ops });
-    this.lsn++;
-    for (const op of ops) this.apply(op);
-    if (this.wal.size > this.walMaxBytes) this.snapshot();
-  }
-
-  /** Adds (or replaces) items; durable when it returns. `field` names an entry's vector in errors. */
-  add(entries: { item: IndexItem; vector: Float32Array; field?: string }[]): void {
-    const search = this.search();
-    const ops: WalOp[] = entries.map(({ item, vector, field }) => {
-      this.checkVector(vector, field);
-      const unit = normalizeRows(Float32Array.from(vector), this.dim);
-      return { op: 'add', item, vector: Buffer.from(unit.buffer).toString('base64'), cluster: search.assign(unit).cluster };
-    });
-    this.commit(ops);
-  }
-
-  delete(id: string): void {
-    if (!this.rows.has(id)) throw new ApiError(404, 'unknown_id', `no item with id '${id}'`, 'id');
-    this.commit([{ op: 'delete', id }]);
-  }
-
-  has(id: string): boolean {
-    return this.rows.has(id);
-  }
-
-  /**
-   * k-means over the current items in a worker thread (requests go on being served), then a
-   * snapshot. Items written meanwhile are assigned to the new centroids by nearest centroid.
-   */
-  async rebuildClusters(k?: number): Promise<IndexData['clusters']> {
-    const n = this.items.length;
-    if (n === 0) throw new ApiError(409, 'empty_index', 'the index is empty');
-    if (this.rebuilding) throw new ApiError(409, 'rebuild_in_progress', 'a cluster rebuild is already running; try again when it ends');
-    const kk = Math.min(n, k ?? this.base.clusters.k, MAX_CLUSTERS);
-    const ids = this.items.map((it) => it.id);
-    this.rebuilding = true;
-    this.touched = new Set();
-    try {
-      const km = await kmeansInWorker(Float32Array.from(this.vectors.subarray(0, n * this.dim)), this.dim, kk, { seed: 0 });
-      if (!this.wal) throw new ApiError(503, 'shutting_down', 'the index was closed during the rebuild');
-      const rowAtStart = new Map(ids.map((id, i) => [id, i]));
-      this.base = { ...this.base, clusters: { k: kk, centroids: km.centroids, assign: km.assign } };
-      const fresh = this.search();
-      for (let row = 0; row < this.items.length; row++) {
-        const id = this.items[row].id;
-        const was = rowAtStart.get(id);
-        this.assign[row] =
-          was !== undefined && !this.touched.has(id)
-            ? km.assign[was]
-            : fresh.assign(this.vectors.subarray(row * this.dim, (row + 1) * this.dim)).cluster;
-      }
-      this.snapshot();
-      return this.clusters;
-    } finally {
-      this.rebuilding = false;
-      this.touched = null;
-    }
-  }
-
-  /**
-   * Writes the snapshot atomically with the LSN it holds, then empties the log; a crash between
-   * the two replays nothing twice (records at or below the snapshot's LSN are skipped).
-   */
-  snapshot(): void {
-    saveIndex(this.file, {
-      ...this.view(),
-      lsn: this.lsn,
-      vectors: Float32Array.from(this.vectors.subarray(0, this.count * this.dim)),
-      clusters: { ...this.clusters, assign: Int32Array.from(this.clusters.assign) },
-    });
-    this.wal?.reset();
-    if (this.ann) {
-      const f = this.annFiles();
-      const tmp = `${f.graph}.${process.pid}.tmp`;
-      this.ann.save(tmp);
-      fs.renameSync(tmp, f.graph);
-      const st = fs.statSync(this.file);
-      const keys = this.items.map((it) => String(this.keyOf.get(it.id)));
-      writeFileAtomic(f.keys, [JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, nextKey: String(this.nextKey), keys })]);
-    }
-  }
-
-  close(): void {
-    this.wal?.close();
-    this.wal = null;
-  }
+  if (!(norm > 0)) throw new ApiError(400, 'zero_vector', `${field} is all zeros: it has no direction to compare`, field);
 }

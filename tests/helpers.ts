@@ -57,3 +57,13 @@ export async function tinyModel(overrides: Record<string, unknown> = {}): Promis
   await exportRun(run, { out: model, log: () => {} });
   return model;
 }
+
+/** A JSON request over real HTTP (GET without a body, POST with one, or `method`): status and parsed body. */
+export async function httpJson(url: string, body?: unknown, method = body === undefined ? 'GET' : 'POST') {
+  const r = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, any> };
+}

@@ -38,15 +38,17 @@ export function indexItemRoutes(ctx: ServeContext): Router {
       // store.add checks every vector (the model's too) under this field's name.
       return { item: { ...metadata, id: it.id ?? crypto.randomUUID() }, vector, field: `items.${i}.embedding` };
     });
-    store.add(entries);
-    ctx.metrics.indexSize.set(store.count);
-    res.status(201).json({ ids: entries.map((e) => e.item.id), count: store.count });
+    await store.add(entries);
+    const count = await store.count();
+    ctx.metrics.indexSize.set(count);
+    res.status(201).json({ ids: entries.map((e) => e.item.id), count });
   });
-  r.delete('/v1/index/items/:id', ctx.guardWrites, (req, res) => {
+  r.delete('/v1/index/items/:id', ctx.guardWrites, async (req, res) => {
     const store = requireIndex(ctx);
-    store.delete(String(req.params.id));
-    ctx.metrics.indexSize.set(store.count);
-    res.json({ deleted: req.params.id, count: store.count });
+    await store.delete(String(req.params.id));
+    const count = await store.count();
+    ctx.metrics.indexSize.set(count);
+    res.json({ deleted: req.params.id, count });
   });
   return r;
 }

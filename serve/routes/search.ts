@@ -19,34 +19,19 @@ export function searchRoutes(ctx: ServeContext): Router {
   r.post('/v1/search', ...json, async (req, res) => {
     const b = parse(SearchBody, req.body);
     const q = await queryVector(ctx, b);
-    const nn = requireIndex(ctx).nearest(q, b.k);
+    const nn = await requireIndex(ctx).nearest(q, b.k, { efSearch: b.ef_search });
     res.json({ object: 'list', data: nn.map((n) => ({ id: n.id, score: n.score, metadata: n.item })) });
   });
   r.post('/v1/clusters/assign', ...json, async (req, res) => {
     const b = parse(AssignBody, req.body);
     const q = await queryVector(ctx, b);
     const store = requireIndex(ctx);
-    const search = store.search();
-    const { cluster, score } = search.assign(q);
+    const { cluster, score } = await store.assign(q);
     // A few members of that cluster, nearest to the query first.
-    const members = search
-      .search(q, Math.min(store.count, 50 * Math.max(1, b.members)))
-      .filter((n) => store.clusters.assign[n.row] === cluster)
-      .slice(0, b.members)
-      .map((n) => n.id);
-    res.json({ cluster, score, members });
+    res.json({ cluster, score, members: await store.members(q, cluster, b.members) });
   });
-  r.get('/v1/clusters', (_req, res) => {
-    const store = requireIndex(ctx);
-    const view = store.view();
-    const { k, centroids, assign } = view.clusters;
-    const search = store.search();
-    const clusters = Array.from({ length: k }, (_, c) => ({
-      id: c,
-      size: assign.reduce((a, x) => a + (x === c ? 1 : 0), 0),
-      representatives: search.search(centroids.subarray(c * view.dim, (c + 1) * view.dim), 5).map((n) => n.id),
-    }));
-    res.json({ k, clusters });
+  r.get('/v1/clusters', async (_req, res) => {
+    res.json(await requireIndex(ctx).clusterSummary());
   });
   r.post('/v1/clusters/rebuild', ctx.guardWrites, ...json, async (req, res) => {
     const b = parse(RebuildBody, req.body);

@@ -8,9 +8,12 @@ export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Rout
   r.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  r.get('/readyz', (_req, res) => {
-    const ready = state.ready && ctx.encoder.alive;
-    const body = { ready, model: ctx.encoder.alive, index: ctx.store ? ctx.store.count : null };
+  r.get('/readyz', async (_req, res) => {
+    // A PostgreSQL index that cannot be reached makes the replica unready until it can again.
+    const reachable = ctx.store ? await ctx.store.reachable() : true;
+    const ready = state.ready && ctx.encoder.alive && reachable;
+    const index = ctx.store ? (reachable ? await ctx.store.count().catch(() => null) : null) : null;
+    const body = { ready, model: ctx.encoder.alive, index, ...(ctx.store ? { index_reachable: reachable } : {}) };
     res.status(ready ? 200 : 503).json(body);
   });
   r.get('/metrics', async (_req, res) => {
@@ -18,8 +21,9 @@ export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Rout
     res.setHeader('Content-Type', ctx.metrics.registry.contentType);
     res.send(await ctx.metrics.registry.metrics());
   });
-  r.get('/v1/models', (_req, res) => {
+  r.get('/v1/models', async (_req, res) => {
     const e = ctx.encoder;
+    const store = ctx.store;
     res.json({
       object: 'list',
       data: [
@@ -32,7 +36,7 @@ export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Rout
           output: { name: e.output, kind: e.outputKind, pooling: e.outputKind === '[N, T, D]' ? e.pooling : undefined },
           assumed_preprocessing: e.assumed,
           metadata: e.info.metadata,
-          index: ctx.store ? { items: ctx.store.count, dim: ctx.store.dim, clusters: ctx.store.clusters.k } : null,
+          index: store ? { engine: store.kind, items: await store.count(), dim: store.dim, clusters: await store.clusterCount() } : null,
         },
       ],
     });

@@ -158,7 +158,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
   });
 
   it('concurrent writes lose nothing; deletes work; /metrics, /readyz, /v1/models, /openapi.json', async () => {
-    const before = s.ctx.store!.count;
+    const before = await s.ctx.store!.count();
     const emb = (await post(`${s.url}/v1/embeddings`, { input: pngs[1].toString('base64') })).body.data[0].embedding as number[];
     const writes = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
@@ -166,11 +166,11 @@ describe.runIf(hasFashion)('sslkit serve', () => {
       ),
     );
     expect(writes.every((w) => w.status === 201)).toBe(true);
-    expect(s.ctx.store!.count).toBe(before + 24);
+    expect(await s.ctx.store!.count()).toBe(before + 24);
     const img = await post(`${s.url}/v1/index/items`, { items: [{ id: 'from-image', image: pngs[0].toString('base64') }] });
     expect(img.body.ids).toEqual(['from-image']);
     expect((await fetch(`${s.url}/v1/index/items/new-3`, { method: 'DELETE' })).status).toBe(200);
-    expect(s.ctx.store!.has('new-3')).toBe(false);
+    expect(await s.ctx.store!.has('new-3')).toBe(false);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toMatch(/sslkit_http_requests_total\{route="\/v1\/search",method="POST",status="200"\} \d+/);
     expect(metrics).toMatch(/sslkit_batch_size_count \d+/);

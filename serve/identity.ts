@@ -1,0 +1,60 @@
+/**
+ * An index's identity: the model and preprocessing its vectors came from. A service whose model
+ * or preprocessing differs is refused at start (its embeddings would not be comparable), for the
+ * file store and PostgreSQL alike.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
+import { UserError } from '../core/errors.js';
+import type { IndexData } from './index-file.js';
+
+/** The SHA-256 of the model file: the same weights and graph, byte for byte. */
+export function modelSha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export function modelIdentity(
+  file: string,
+  enc: { dim: number; info: { metadata: Record<string, string> }; preprocessing: Preprocessing },
+): IndexData['model'] {
+  return {
+    file: path.resolve(file),
+    bytes: fs.statSync(file).size,
+    sha256: modelSha256(file),
+    embeddingDim: enc.dim,
+    metadata: enc.info.metadata,
+    preprocessing: enc.preprocessing,
+  };
+}
+
+/** What decides the model's input from an image, as comparable text. */
+export const preprocessingKey = (p: Preprocessing) =>
+  JSON.stringify({
+    channels: p.channels,
+    height: p.height,
+    width: p.width,
+    pixel_scale: p.pixelScale,
+    mean: p.mean,
+    std: p.std,
+    // Indexes from before the policy was kept were all made by cover-center-crop.
+    resize: p.resize ?? 'cover-center-crop',
+  });
+
+/** Throws a UserError unless an index made with `indexed` can be served by `served`. */
+export function checkIdentity(location: string, dim: number, indexed: IndexData['model'], served: IndexData['model']): void {
+  if (dim !== served.embeddingDim)
+    throw new UserError(`${location} holds ${dim}-d vectors, ${served.file} gives ${served.embeddingDim}-d embeddings`);
+  // Indexes from before the fingerprint was kept are checked by dimension and preprocessing only.
+  if (indexed.sha256 && served.sha256 && indexed.sha256 !== served.sha256)
+    throw new UserError(
+      `${location} was built with another model (${indexed.file}, sha256 ${indexed.sha256.slice(0, 12)}…) than ${served.file} ` +
+        `(sha256 ${served.sha256.slice(0, 12)}…): its vectors are not comparable; index again with this model`,
+    );
+  if (indexed.preprocessing && served.preprocessing && preprocessingKey(indexed.preprocessing) !== preprocessingKey(served.preprocessing))
+    throw new UserError(
+      `${location} was built with preprocessing ${preprocessingKey(indexed.preprocessing)}, the server would use ${preprocessingKey(served.preprocessing)}; ` +
+        `pass the same --preprocessing as to sslkit index`,
+    );
+}
