@@ -1,6 +1,7 @@
 """Replays the steps written by replay-dump.ts in PyTorch: same initial weights, same batches, same
-learning rates, AdamW as sslkit configures it (decay on conv/linear weights only). Prints both
-loss curves side by side and the largest difference.
+learning rates, AdamW as sslkit configures it (decay on conv/linear weights only); for BYOL the
+same target network and target momentum per step. Prints both loss curves side by side and the
+largest difference.
 
   python3 bench/parity/replay.py /tmp/sslkit-replay [--decay-all] [--separate-bn] [--knn DATA_DIR]
 
@@ -9,7 +10,10 @@ runs: kNN on backbone features, BatchNorm statistics re-estimated on plain train
 import json, sys
 import numpy as np
 import torch
-from sslkit_net import SimCLR, load_sslkit, nt_xent, sslkit_name
+import copy
+import torch.nn as nn
+import torch.nn.functional as F
+from sslkit_net import BYOL, SimCLR, load_sslkit, nt_xent, sslkit_name
 
 d = sys.argv[1]
 args = sys.argv[2:]
@@ -25,8 +29,18 @@ for m in manifest:
     off += m["size"]
 meta = json.load(open(f"{d}/steps.json"))
 B = meta["batch"]
-model = SimCLR(hidden=int(meta["hp"]["proj_hidden"]))
-load_sslkit(model, values)
+byol = meta.get("method") == "byol"
+if byol:
+    model = BYOL(hidden=int(meta["hp"]["proj_hidden"]), out=int(meta["hp"]["proj_out"]))
+    # The target: backbone and projector, sslkit's teacher.* values; its BatchNorm uses batch statistics (train mode).
+    target = nn.ModuleDict({"backbone": copy.deepcopy(model.backbone), "projector": copy.deepcopy(model.projector)})
+    load_sslkit(model, values)
+    load_sslkit(target, values, "teacher.")
+    for p in target.parameters():
+        p.requires_grad = False
+else:
+    model = SimCLR(hidden=int(meta["hp"]["proj_hidden"]))
+    load_sslkit(model, values)
 decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
 rest = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() > 1)]
 groups = [{"params": decay + rest, "weight_decay": 1e-6}] if "--decay-all" in flags else [{"params": decay, "weight_decay": 1e-6}, {"params": rest, "weight_decay": 0}]
@@ -38,14 +52,27 @@ for i, s in enumerate(meta["steps"]):
     for g in opt.param_groups:
         g["lr"] = s["lr"]
     v = torch.from_numpy(np.array(views[i]))
-    if "--separate-bn" in flags:
-        z = torch.cat([model(v[0]), model(v[1])])
+    x = v.reshape(2 * B, 3, 32, 32)
+    if byol:
+        p1, p2 = model(x).chunk(2)
+        with torch.no_grad():
+            t1, t2 = target["projector"](target["backbone"](x)).chunk(2)
+        cos = lambda p, t: 2 - 2 * F.cosine_similarity(p, t, dim=1).mean()
+        loss = 0.5 * (cos(p1, t2) + cos(p2, t1))
+    elif "--separate-bn" in flags:
+        loss = nt_xent(torch.cat([model(v[0]), model(v[1])]), meta["hp"]["temperature"])
     else:
-        z = model(v.reshape(2 * B, 3, 32, 32))
-    loss = nt_xent(z, meta["hp"]["temperature"])
+        loss = nt_xent(model(x), meta["hp"]["temperature"])
     opt.zero_grad()
     loss.backward()
     opt.step()
+    if byol:
+        m = s["momentum"]
+        with torch.no_grad():
+            online = {"backbone": model.backbone, "projector": model.projector}
+            for name, part in target.items():
+                for pt, ps in zip(part.parameters(), online[name].parameters()):
+                    pt.mul_(m).add_(ps, alpha=1 - m)
     worst = max(worst, abs(loss.item() - s["loss"]))
     print(f"{i}\t{s['loss']:.5f}\t{loss.item():.5f}\t{loss.item() - s['loss']:+.5f}")
 print(f"largest loss difference over {len(meta['steps'])} steps: {worst:.2e}")

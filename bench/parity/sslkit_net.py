@@ -68,10 +68,25 @@ class SimCLR(nn.Module):
         return self.projector(self.backbone(x))
 
 
+class BYOL(nn.Module):
+    """The online network: backbone, projector and predictor (the same MLP shape), as sslkit's byol."""
+
+    def __init__(self, channels=3, hidden=256, out=128):
+        super().__init__()
+        self.backbone = ConvNet(channels)
+        self.projector = Projector(self.backbone.dim, hidden, out)
+        self.predictor = Projector(out, hidden, out)
+
+    def forward(self, x):
+        return self.predictor(self.projector(self.backbone(x)))
+
+
 def sslkit_name(torch_name):
     """state_dict name → sslkit's parameter name."""
     n = torch_name.removeprefix("backbone.")
-    return n.replace("projector.l0.", "projector.0.").replace("projector.bn0.", "projector.0.bn.").replace("projector.l1.", "projector.1.")
+    for head in ("projector", "predictor"):
+        n = n.replace(f"{head}.l0.", f"{head}.0.").replace(f"{head}.bn0.", f"{head}.0.bn.").replace(f"{head}.l1.", f"{head}.1.")
+    return n
 
 
 def nt_xent(z, t):
@@ -83,11 +98,12 @@ def nt_xent(z, t):
     return F.cross_entropy(sim, pos)
 
 
-def load_sslkit(model, values):
-    """Copies sslkit's values (name → numpy array) into the model; every tensor must be there."""
+def load_sslkit(model, values, prefix=""):
+    """Copies sslkit's values (name → numpy array) into the model; every tensor must be there.
+    `prefix` picks another network's copy (BYOL's target: "teacher.")."""
     sd = model.state_dict()
     for k in sd:
         if k.endswith("num_batches_tracked"):
             continue
-        v = values[sslkit_name(k)]
+        v = values[prefix + sslkit_name(k)]
         sd[k].copy_(torch.from_numpy(v).reshape(sd[k].shape))
