@@ -1,7 +1,8 @@
 /**
- * `sslkit index MODEL --data D --out INDEX`: embeds a dataset or image folder with any ONNX
- * encoder, stores unit vectors with ids and metadata, and clusters the gallery with k-means
- * (K by option; default the class count, else √N); optionally writes the browser gallery too.
+ * `sslkit index MODEL --data D --out INDEX|postgres://…`: embeds a dataset or image folder with
+ * any ONNX encoder, stores unit vectors with ids and metadata (an index file, or a PostgreSQL
+ * table that several `--shard` jobs may fill), and clusters the gallery with k-means (K by
+ * option; default the class count, else √N); optionally writes the browser gallery too.
  */
 import { loadDataset, type Split } from '../data/datasets.js';
 import { sampleIndices, subset, type ImageSet } from '../core/image-set.js';
