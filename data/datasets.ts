@@ -155,11 +155,17 @@ function notFound(kind: string, dataDir?: string): UserError {
   );
 }
 
+/**
+ * Sources of a split sub-folder, relative to the data set's root: train/cat/0001.jpg and
+ * test/cat/0001.jpg are two images, and scoring must not take them for one (leave-one-out).
+ */
+const inSplit = (s: ImageSet, split: Split): ImageSet => (s.sources ? { ...s, sources: s.sources.map((p) => path.join(split, p)) } : s);
+
 export async function loadDataset(spec: string, split: Split, o: DatasetOptions = {}): Promise<ImageSet> {
   const ds = parseDatasetName(spec);
   if (ds.kind === 'folder') {
     // A user's folder changes between runs, so it is decoded each time (sharp: ~2k images/s).
-    if (fs.existsSync(path.join(ds.path!, split))) return loadImageFolder(path.join(ds.path!, split), o);
+    if (fs.existsSync(path.join(ds.path!, split))) return inSplit(await loadImageFolder(path.join(ds.path!, split), o), split);
     const all = await loadImageFolder(ds.path!, o);
     const fraction = o.testFraction ?? DEFAULT_TEST_FRACTION;
     if (!all.labels || fraction === 0) return all; // nothing to hold out: scoring needs leave-one-out (eval does it)
@@ -180,13 +186,14 @@ export async function loadDataset(spec: string, split: Split, o: DatasetOptions 
       return cached(`cifar10-${split}`, files, () => parseCifarBatches(files));
     }
     const dir = path.join(loc.dir, split);
-    return cached(`cifar10-${split}`, [dir], async () => {
+    const set = await cached(`cifar10-${split}`, [dir], async () => {
       const s = await loadImageFolder(dir, { ...o, size: 32, channels: 3 });
       // Class indices follow the official order, not the alphabetical folder order.
       const order = s.classes.map((c) => CIFAR10_CLASSES.indexOf(c));
       if (order.some((i) => i < 0)) return s;
       return { ...s, labels: s.labels && Int32Array.from(s.labels, (l) => order[l]), classes: CIFAR10_CLASSES.slice() };
     });
+    return inSplit(set, split);
   }
   const files = findIdx(ds.kind, split, o.dataDir);
   if (!files && ds.kind === 'fashion-mnist-small')

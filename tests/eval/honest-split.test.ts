@@ -79,6 +79,18 @@ describe('honest scores on a plain folder', () => {
     for (const v of [r.knn_top1_k200, r.knn_top1_k20]) expect(Math.abs(v - CHANCE)).toBeLessThan(0.03);
   });
 
+  it('a folder with train/ and test/ whose file names repeat is scored on its test split, with a probe', async () => {
+    // The same relative names in both splits (class0/img00000.png …): different images all the same.
+    const split = tmpDir('sslkit-split-');
+    fs.cpSync(small, path.join(split, 'train'), { recursive: true });
+    fs.cpSync(large, path.join(split, 'test'), { recursive: true });
+    const test = await loadDataset(`folder:${split}`, 'test');
+    expect(test.sources![0]).toMatch(/^test\/class\d\/img\d{5}\.png$/);
+    const r = await evaluate(FOREIGN, { data: `folder:${split}`, probeEpochs: 5 });
+    expect(r.split).toBe('2000 test images apart from the 1000 of the memory');
+    expect(r.linear_probe_top1).not.toBeNull();
+  });
+
   it('eval on the held-out share scores kNN and the probe at chance', async () => {
     const r = await evaluate(FOREIGN, { data: `folder:${large}`, testFraction: 0.5, probeEpochs: 10 });
     expect(r.split).toMatch(/test images apart from the/);
