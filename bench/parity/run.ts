@@ -7,7 +7,7 @@
  * learning rate without warm-up, projector hidden 256, a seeded class-stratified sample of
  * `--limit` CIFAR-10 training images, the whole test split.
  *
- *   npx tsx bench/parity/run.ts --data-dir DIR [--methods simclr,byol,vicreg] [--epochs 10] [--limit 10000]
+ *   npx tsx bench/parity/run.ts --data-dir DIR [--methods simclr,byol,vicreg] [--epochs 10] [--limit 10000] [--seed 0]
  *       [--sslkit-only | --torch-only] [--set conv-init=kaiming-fan-out] [--schedule cosine]
  */
 import { execFileSync } from 'node:child_process';
@@ -29,6 +29,8 @@ const { values: a } = parseArgs({
     limit: { type: 'string', default: '10000' },
     'conv-init': { type: 'string' },
     schedule: { type: 'string', default: 'constant' },
+    // Both sides' seed (init, batch order, augmentations): several seeds show the run-to-run spread.
+    seed: { type: 'string', default: '0' },
     'sslkit-only': { type: 'boolean', default: false },
     'torch-only': { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
@@ -72,6 +74,7 @@ for (const method of a.methods!.split(',')) {
         warmupEpochs: 0,
         lrSchedule: a.schedule,
         convInit: a['conv-init'],
+        seed: Number(a.seed),
         hp: head.hp,
         limit,
         knnMemory: 0,
@@ -102,6 +105,8 @@ for (const method of a.methods!.split(',')) {
       String(epochs),
       '--schedule',
       a.schedule!,
+      '--seed',
+      a.seed!,
     ];
     args.push('--threads', a.threads!, ...head.torch);
     if (a['conv-init'] === 'kaiming-fan-out') args.push('--init', 'kaiming-fan-out');
