@@ -129,12 +129,10 @@ export async function buildPostgresIndex(modelFile: string, url: string, o: Buil
   const enc = await OnnxEncoder.load(modelFile, o);
   let store: PostgresStore | null = null;
   try {
-    store = await PostgresStore.open(url, {
-      create: { dim: enc.dim, model: modelIdentity(modelFile, enc) },
-      annThreshold: o.annThreshold,
-      log: o.log,
-    });
-    checkIdentity(store.location, store.dim, store.model, modelIdentity(modelFile, enc));
+    // Hashed once: the identity a new table is made with is the one an existing table is checked against.
+    const identity = modelIdentity(modelFile, enc);
+    store = await PostgresStore.open(url, { create: { dim: enc.dim, model: identity }, annThreshold: o.annThreshold, log: o.log });
+    checkIdentity(store.location, store.dim, store.model, identity);
     const dim = enc.dim;
     const s = store;
     const vectors = await embedAll(enc, set, o, (from, v) =>
