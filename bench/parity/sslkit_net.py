@@ -4,6 +4,7 @@ between the two sides by name. Used by replay.py and train_torch.py."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision.transforms as T
 
 
 class Block(nn.Module):
@@ -107,3 +108,18 @@ def load_sslkit(model, values, prefix=""):
             continue
         v = values[prefix + sslkit_name(k)]
         sd[k].copy_(torch.from_numpy(v).reshape(sd[k].shape))
+
+
+def torch_views(method, size, norm):
+    """torchvision's transforms for sslkit's presets: crop 0.2-1 (ratio 3/4-4/3), flip, jitter
+    0.4/0.4/0.4/0.1 p 0.8, grey 0.2; BYOL's asymmetric pair adds blur (kernel ~10% of the side,
+    sigma 0.1-2; p 1 and 0.1) and solarisation (p 0 and 0.2) as the `byol` preset does."""
+    def view(blur_p, solarize_p):
+        t = [T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
+             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2)]
+        if blur_p > 0:
+            t.append(T.RandomApply([T.GaussianBlur(max(3, round(size * 0.1) | 1), sigma=(0.1, 2.0))], p=blur_p))
+        if solarize_p > 0:
+            t.append(T.RandomSolarize(128, p=solarize_p))
+        return T.Compose(t + [T.ToTensor(), norm])
+    return [view(1.0, 0), view(0.1, 0.2)] if method == "byol" else [view(0, 0), view(0, 0)]

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
-from sslkit_net import ConvNet, nt_xent
+from sslkit_net import ConvNet, nt_xent, torch_views
 
 ap = argparse.ArgumentParser()
 ap.add_argument("data")
@@ -48,19 +48,7 @@ xte, yte = load("test")
 norm = T.Normalize(meta["mean"], meta["std"])
 
 
-def view(blur_p, solarize_p):
-    # sslkit's presets: crop 0.2-1 (ratio 3/4-4/3), flip, jitter 0.4/0.4/0.4/0.1 p 0.8, grey 0.2;
-    # the byol preset adds blur (kernel 3 at 32 px, sigma 0.1-2) and solarisation.
-    t = [T.RandomResizedCrop(H, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
-         T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2)]
-    if blur_p > 0:
-        t.append(T.RandomApply([T.GaussianBlur(max(3, round(H * 0.1) | 1), sigma=(0.1, 2.0))], p=blur_p))
-    if solarize_p > 0:
-        t.append(T.RandomSolarize(128, p=solarize_p))
-    return T.Compose(t + [T.ToTensor(), norm])
-
-
-views = [view(0, 0), view(0, 0)] if a.method == "simclr" else [view(1.0, 0), view(0.1, 0.2)]
+views = torch_views(a.method, H, norm)
 
 
 class Pairs(torch.utils.data.Dataset):
