@@ -14,7 +14,17 @@ export interface Preprocessing {
   std: number[];
   /** How images of another size are brought to height × width: one of RESIZE_POLICIES. */
   resize: string;
+  /**
+   * The colour transparent pixels are composited on, RGB on the 0-255 scale, before any channel
+   * conversion. `sslkit export` writes the median colour of the training images' outer edge (black
+   * for Fashion-MNIST); models without it get DEFAULT_BACKGROUND.
+   */
+  background?: number[];
 }
+
+/** White: what an image viewer shows behind transparency, for models that do not say. */
+export const DEFAULT_BACKGROUND = [255, 255, 255];
+export const backgroundOf = (p: Pick<Preprocessing, 'background'>): number[] => p.background ?? DEFAULT_BACKGROUND;
 
 /**
  * The resize policies sslkit implements, everywhere an image becomes model input (index, eval,

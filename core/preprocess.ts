@@ -44,3 +44,30 @@ export function preprocessImages(s: ImageSet, indices: ArrayLike<number>, p: Pre
   }
   return out;
 }
+
+/**
+ * The median colour of the images' outer one-pixel frame, per channel, RGB 0-255 (grey images:
+ * the grey thrice): the background a model trained on them expects behind a transparent image
+ * (black for Fashion-MNIST, whose garments reach the edge now and then: a mean would be pulled
+ * up by them). Up to `max` images, evenly spaced.
+ */
+export function edgeColour(s: ImageSet, max = 2000): number[] {
+  const hist = Array.from({ length: s.c }, () => new Float64Array(256));
+  const m = Math.min(max, s.n);
+  const hw = s.h * s.w;
+  for (let j = 0; j < m; j++) {
+    const base = Math.floor((j * s.n) / m) * s.c * hw;
+    for (let y = 0; y < s.h; y++)
+      for (let x = 0; x < s.w; x++) {
+        if (y !== 0 && y !== s.h - 1 && x !== 0 && x !== s.w - 1) continue;
+        for (let c = 0; c < s.c; c++) hist[c][s.pixels[base + c * hw + y * s.w + x]] += 1;
+      }
+  }
+  const median = hist.map((h) => {
+    const half = h.reduce((a, b) => a + b, 0) / 2;
+    let acc = 0;
+    for (let v = 0; v < 256; v++) if ((acc += h[v]) >= half) return v;
+    return 255;
+  });
+  return s.c === 1 ? [median[0], median[0], median[0]] : median.slice(0, 3);
+}

@@ -34,6 +34,8 @@ export interface DatasetOptions {
   size?: number;
   channels?: 1 | 3;
   strict?: boolean;
+  /** Folder datasets: the RGB colour transparent images are composited on (default white). */
+  background?: number[];
   log?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
   /** A labelled folder without train/ and test/ sub-folders: the share of each class held out as its test split (0: none). */

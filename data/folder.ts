@@ -10,6 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../core/errors.js';
 import type { ImageSet } from '../core/image-set.js';
+import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
@@ -19,6 +20,8 @@ export interface FolderOptions {
   /** 3 (RGB) or 1 (greyscale). */
   channels?: 1 | 3;
   strict?: boolean;
+  /** The RGB colour (0-255) transparent images are composited on; default white, what a viewer shows. */
+  background?: number[];
   log?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
 }
@@ -44,6 +47,7 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
   const labelled = entries.every((e) => e.cls !== null);
   const classes = labelled ? [...new Set(entries.map((e) => e.cls!))].sort() : [];
   const channels = o.channels ?? 3;
+  const bg = o.background ?? DEFAULT_BACKGROUND;
   let size = o.size;
   const bad: string[] = [];
   const decoded: (Uint8Array | null)[] = new Array(entries.length).fill(null);
@@ -55,7 +59,7 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
         size = Math.min(m.width ?? 32, m.height ?? 32);
         img = sharp(entries[i].file, { failOn: 'truncated' });
       }
-      img = img.resize(size, size, { fit: 'cover' }).removeAlpha();
+      img = img.flatten({ background: { r: bg[0], g: bg[1], b: bg[2] } }).resize(size, size, { fit: 'cover' });
       img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
       if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels`);

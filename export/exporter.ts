@@ -15,6 +15,8 @@ import { encoderSpec } from '../train/config.js';
 import { buildEncoderGraph, Embedder, type EncoderSpec } from '../train/encoder.js';
 import { loadDataset } from '../data/datasets.js';
 import { makePlainBatch } from '../train/augment/views.js';
+import { edgeColour } from '../core/preprocess.js';
+import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
 import { foldBatchNorm, halfPrecisionWeights } from './model-transforms.js';
 import { setOpset } from './opset.js';
 
@@ -86,6 +88,12 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   const opset = o.opset ?? 17;
   const r = cfg.resolved;
   const knn = checkpointKnn(runDir, position.step);
+  // The run's images: the export check embeds some, and their edges give the background colour.
+  const dataOpts = { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction };
+  const test = await loadDataset(cfg.data, 'test', dataOpts)
+    .catch(() => loadDataset(cfg.data, 'train', dataOpts))
+    .catch(() => null);
+  const background = test ? edgeColour(test) : DEFAULT_BACKGROUND;
   const metadata: Record<string, string> = {
     producer: 'sslkit',
     sslkit_version: r.sslkitVersion,
@@ -105,6 +113,9 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     mean: JSON.stringify(r.augment.mean),
     std: JSON.stringify(r.augment.std),
     resize: `resize to cover ${r.imageSize}x${r.imageSize} (shorter side), centre crop`,
+    background: test
+      ? `transparent pixels composited on rgb(${background.join(', ')}), the median colour of the training data's image edges`
+      : `transparent pixels composited on rgb(${background.join(', ')}) (white: the training data was not at hand to measure its edges)`,
     preprocessing: JSON.stringify({
       layout: 'NCHW',
       channels: r.channels,
@@ -114,6 +125,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
       mean: r.augment.mean,
       std: r.augment.std,
       resize: 'cover-center-crop',
+      background,
     }),
     training_data: cfg.data + (cfg.limit ? ` (first ${cfg.limit} images)` : ''),
     classes: JSON.stringify(r.classes),
@@ -137,10 +149,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   const tolerance = o.fp16 ? 1e-2 : 1e-4;
   let images: Float32Array;
   let n: number;
-  try {
-    const test = await loadDataset(cfg.data, 'test', { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction }).catch(() =>
-      loadDataset(cfg.data, 'train', { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction }),
-    );
+  if (test) {
     n = Math.min(o.checkImages ?? 64, test.n);
     images = makePlainBatch(
       test,
@@ -148,7 +157,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
       r.augment.mean,
       r.augment.std,
     );
-  } catch {
+  } else {
     log(`export check: the run's data (${cfg.data}) is not here; checking on synthetic images`);
     n = o.checkImages ?? 64;
     images = Float32Array.from({ length: n * r.channels * r.imageSize * r.imageSize }, (_, i) => Math.sin(i * 0.37) * 1.5);

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Preprocessing } from '../core/runtime/onnx-encoder.js';
+import { backgroundOf } from '../core/gallery-format.js';
 import { UserError } from '../core/errors.js';
 import type { IndexData } from './index-file.js';
 
@@ -40,6 +41,8 @@ export const preprocessingKey = (p: Preprocessing) =>
     std: p.std,
     // Indexes from before the policy was kept were all made by cover-center-crop.
     resize: p.resize ?? 'cover-center-crop',
+    // Indexes from before it was kept composited transparency on white (or dropped alpha).
+    background: backgroundOf(p),
   });
 
 /** Throws a UserError unless an index made with `indexed` can be served by `served`. */

@@ -41,10 +41,18 @@ const precache: Plugin = {
   },
 };
 
+// The page reports download progress over decoded bytes; compressed responses do not say how many.
+const ortDist = path.join(import.meta.dirname, '..', 'node_modules', 'onnxruntime-web', 'dist');
+const runtimeBytes = {
+  wasm: fs.statSync(path.join(ortDist, 'ort-wasm-simd-threaded.wasm')).size,
+  webgpu: fs.statSync(path.join(ortDist, 'ort-wasm-simd-threaded.asyncify.wasm')).size,
+};
+
 export default defineConfig({
   root: import.meta.dirname,
   base: './',
   logLevel: 'warn',
+  define: { __RUNTIME_BYTES__: JSON.stringify(runtimeBytes) },
   plugins: [precache, precompress],
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2000 },
 });

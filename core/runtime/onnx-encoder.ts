@@ -13,7 +13,7 @@ import { UserError } from '../errors.js';
 import { createSession, type Device } from './session.js';
 import { inspectModel, type ModelInfo } from '../onnx/inspect.js';
 
-import { RESIZE_POLICIES, type Preprocessing } from '../gallery-format.js';
+import { DEFAULT_BACKGROUND, RESIZE_POLICIES, type Preprocessing } from '../gallery-format.js';
 export type { Preprocessing };
 
 const PreprocessingFile = z
@@ -25,6 +25,7 @@ const PreprocessingFile = z
     mean: z.array(z.number()).min(1),
     std: z.array(z.number().positive()).min(1),
     resize: z.enum(RESIZE_POLICIES),
+    background: z.array(z.number().int().min(0).max(255)).length(3),
   })
   .partial()
   .strict();
@@ -111,6 +112,7 @@ export class OnnxEncoder {
           mean: p.mean,
           std: p.std,
           resize: p.resize,
+          background: p.background,
         });
       } catch {
         log(`${file}: metadata 'preprocessing' is not JSON; ignored`);
@@ -130,6 +132,11 @@ export class OnnxEncoder {
       if (v === undefined) assumed.push(k);
       else (pre as unknown as Record<string, unknown>)[k] = v;
     }
+    // Not a normalisation value: a model without it composites transparency on white (not listed as assumed).
+    pre.background = given.background ?? fromMeta.background ?? DEFAULT_BACKGROUND;
+    const bg = pre.background as unknown;
+    if (!Array.isArray(bg) || bg.length !== 3 || bg.some((v) => !Number.isInteger(v) || v < 0 || v > 255))
+      throw new UserError(`${file}: preprocessing background must be three integers 0-255 (RGB), got ${JSON.stringify(bg)}`);
     // A one-channel model given ImageNet's three-channel defaults: their averages (torchvision's grey convention).
     if (pre.channels === 1 && assumed.includes('mean')) pre.mean = [0.449];
     if (pre.channels === 1 && assumed.includes('std')) pre.std = [0.226];

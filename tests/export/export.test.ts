@@ -134,6 +134,13 @@ describe.runIf(hasFashion)('sslkit export', () => {
     const enc = await OnnxEncoder.load(file, { log: () => {} });
     expect(enc.assumed).toEqual([]);
     expect(enc.preprocessing).toMatchObject({ channels: 1, height: 28, width: 28, resize: 'cover-center-crop' });
+    // Fashion-MNIST's image edges are black: a transparent image is composited on black.
+    const [r, g, b] = enc.preprocessing.background!;
+    expect([g, b]).toEqual([r, r]);
+    expect(r).toBe(0);
+    expect(enc.info.metadata.background).toMatch(
+      /^transparent pixels composited on rgb\(\d+, \d+, \d+\), the median colour of the training data's image edges$/,
+    );
     expect(enc.outputKind).toBe('[N, D]');
     await enc.release();
   });

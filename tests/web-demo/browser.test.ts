@@ -189,6 +189,47 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     expect(await page.isVisible('#error')).toBe(false);
   });
 
+  it("composites a transparent image on the model's background as the server does, and says so; notes tiny and flat images", async () => {
+    await ready(page);
+    const enc = await OnnxEncoder.load(model, { log: () => {} });
+    const bg = enc.preprocessing.background!;
+    await enc.release();
+    // The model's background is its training images' edge colour (CIFAR-10 photos: not white, not black).
+    expect(bg.some((v) => v > 20 && v < 235)).toBe(true);
+    // A dark boot-like shape on a transparent background, at the model's size (alpha 0 or 255: no rounding).
+    const rgba = Buffer.alloc(32 * 32 * 4);
+    for (let y = 6; y < 26; y++) for (let x = 8; x < 24; x++) rgba.set([25, 20, 18, 255], 4 * (32 * y + x));
+    const shape = path.join(work, 'dark-shape.png');
+    await sharp(rgba, { raw: { width: 32, height: 32, channels: 4 } })
+      .png()
+      .toFile(shape);
+    const empty = path.join(work, 'empty.png');
+    await sharp({ create: { width: 32, height: 32, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toFile(empty);
+    const shown = await upload(page, shape);
+    expect(shown.last.source).toBe('dark-shape.png');
+    const node = (await post('/v1/embeddings', { input: [fs.readFileSync(shape).toString('base64')] })).data[0].embedding as number[];
+    node.forEach((v, d) => expect(shown.last.embedding[d]).toBeCloseTo(v, 4));
+    expect(await page.textContent('#query-info')).toContain(
+      `its transparent parts were filled with rgb(${bg.join(', ')}), the colour of the model's training images' edges`,
+    );
+    // The shape is seen: not the embedding of an empty transparent image (which alpha-dropping gave).
+    const blank = await upload(page, empty);
+    const [a, b] = [blank.last.embedding as number[], shown.last.embedding as number[]];
+    const dot = (x: number[], y: number[]) => x.reduce((s, v, d) => s + v * y[d], 0);
+    const cos = dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+    expect(cos).toBeLessThan(0.999);
+    expect(await page.textContent('#query-info')).toContain('the model sees an almost uniform image');
+    // A 1×1 image is accepted, with a note that it was enlarged.
+    const tiny = path.join(work, 'dot.png');
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+      .png()
+      .toFile(tiny);
+    expect((await upload(page, tiny)).last.source).toBe('dot.png');
+    expect(await page.textContent('#query-info')).toContain("the image is 1×1, far below the model's 32×32; it was enlarged");
+  });
+
   it('clicking a gallery image searches with it and finds itself first', async () => {
     const before = await page.evaluate(() => (window as any).sslkitDemo.queries);
     const card = page.locator('#gallery .card').nth(7);
@@ -355,12 +396,41 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     }
   });
 
-  it('reloads offline from its cache after the first load (the shell, model and gallery are pre-cached at install)', async () => {
+  it('downloads one WebAssembly runtime with real progress, and reloads offline after the first load (shell, model, gallery and that runtime cached)', async () => {
     const ctx = await browser.newContext();
     const p = await ctx.newPage();
+    const runtimes: string[] = [];
+    p.on('request', (r) => {
+      if (/ort-wasm[^/]*\.wasm$/.test(r.url())) runtimes.push(path.basename(r.url()));
+    });
+    ctx.on('request', (r) => {
+      if (r.serviceWorker() && /ort-wasm[^/]*\.wasm$/.test(r.url())) runtimes.push(`service worker: ${path.basename(r.url())}`);
+    });
+    // Every text the loading line shows, as it changes.
+    await p.addInitScript(() => {
+      (window as any).statusLines = [];
+      new MutationObserver(() => {
+        const t = document.getElementById('status')?.textContent;
+        if (t) (window as any).statusLines.push(t);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
     await p.goto(`${server.url}/`);
     await ready(p);
-    await p.evaluate(() => navigator.serviceWorker.ready);
+    expect(await p.evaluate(() => (window as any).sslkitDemo.offline)).toBe(true);
+    // No WebGPU here: only the plain WebAssembly build (14 MB, not the WebGPU build's 27 MB), fetched once by the page.
+    expect(runtimes.filter((r) => !r.startsWith('service worker'))).toEqual([
+      expect.stringMatching(/^ort-wasm-simd-threaded-[\w-]+\.wasm$/),
+    ]);
+    expect(runtimes.filter((r) => r.includes('asyncify'))).toEqual([]);
+    const runtimeBytes = fs.statSync(
+      path.resolve(import.meta.dirname, '../../node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm'),
+    ).size;
+    const total = ((runtimeBytes + fs.statSync(model).size) / 1048576).toFixed(1);
+    const lines: string[] = await p.evaluate(() => (window as any).statusLines);
+    const progress = lines.filter((l) => l.startsWith('model and runtime: '));
+    expect(progress.length).toBeGreaterThan(2);
+    for (const l of progress) expect(l).toMatch(new RegExp(`^model and runtime: \\d+\\.\\d of ${total.replace('.', '\\.')} MB$`));
+    expect(progress[progress.length - 1]).toBe(`model and runtime: ${total} of ${total} MB`);
     await ctx.setOffline(true);
     await p.reload();
     expect(await ready(p)).toMatchObject({ backend: 'wasm' });

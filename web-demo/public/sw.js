@@ -1,5 +1,6 @@
 // Offline support. At install: the app shell from precache.json (the built files, versioned by
-// their hashed names) and, where this host serves them, the default model and gallery. Hashed
+// their hashed names, less onnxruntime's WebAssembly runtimes: the page keeps the one it chose
+// with a 'keep' message) and, where this host serves them, the default model and gallery. Hashed
 // assets are answered from the cache first (they never change); everything else goes to the
 // network first, so a retrained model or a new gallery shows up, with the cache as the fallback.
 // API calls (/v1/...) are never cached.
@@ -17,7 +18,7 @@ async function precache() {
   const list = await (await fetch('precache.json', { cache: 'no-cache' })).json();
   current = `${PREFIX}${list.version}`;
   const cache = await caches.open(current);
-  await cache.addAll(list.files);
+  await cache.addAll(list.files.filter((f) => !/ort-wasm[^/]*\.wasm$/.test(f)));
   // The default model and gallery (sslkit serve --gallery, or sslkit demo's static site).
   try {
     const manifestUrl = 'demo/gallery/manifest.json';
@@ -42,6 +43,20 @@ self.addEventListener('activate', (e) =>
     })(),
   ),
 );
+// The page's 'keep' message: files to hold for offline use, answered { ok } on the given port.
+self.addEventListener('message', (e) => {
+  if (e.data?.type !== 'keep') return;
+  const reply = (ok) => e.ports[0]?.postMessage({ ok });
+  e.waitUntil(
+    (async () => {
+      const cache = await caches.open(await cacheName());
+      for (const url of e.data.urls) if (!(await cache.match(url))) await cache.add(url);
+    })().then(
+      () => reply(true),
+      () => reply(false),
+    ),
+  );
+});
 self.addEventListener('fetch', (e) => {
   const url = new URL(e.request.url);
   if (e.request.method !== 'GET' || url.origin !== location.origin || url.pathname.includes('/v1/')) return;

@@ -73,6 +73,8 @@ const demo = {
   error: null as string | null,
   encoder: null as BrowserEncoder | null,
   gallery: null as Gallery | null,
+  /** Resolves true once the service worker holds everything for an offline reload (false: no offline cache). */
+  offline: null as Promise<boolean> | null,
   /** Where gallery item i is drawn on the map, in canvas pixels (for tests). */
   mapPosition: (i: number): [number, number] | null => mapView?.position(i) ?? null,
   /** Per-image latency of the model alone (batch 1), in ms, after `warmup` runs. */
@@ -264,6 +266,22 @@ async function runQuery(source: string, image: () => Promise<ImageBitmap>, blob:
   }
 }
 
+/** The spread of the pixels (0-255, per channel, then averaged): near 0 when the model sees one flat colour. */
+function pixelSpread(img: ImageData): number {
+  const n = img.data.length / 4;
+  let spread = 0;
+  for (let k = 0; k < 3; k++) {
+    let sum = 0;
+    let sq = 0;
+    for (let q = k; q < img.data.length; q += 4) {
+      sum += img.data[q];
+      sq += img.data[q] ** 2;
+    }
+    spread += Math.sqrt(Math.max(0, sq / n - (sum / n) ** 2)) / 3;
+  }
+  return spread;
+}
+
 async function dataUrl(blob: Blob): Promise<string> {
   return new Promise((resolve, reject) => {
     const r = new FileReader();
@@ -278,7 +296,8 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const e = demo.encoder!;
   const p = g.manifest.model.preprocessing;
   const k = readK();
-  const pixels = toPixels(image, p.width, p.height, p.resize);
+  const background = p.background ?? [255, 255, 255];
+  const { pixels, transparent } = toPixels(image, p.width, p.height, p.resize, background);
   const qc = $('query-canvas') as HTMLCanvasElement;
   qc.width = p.width;
   qc.height = p.height;
@@ -310,12 +329,17 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const searchMs = ms - embedMs;
 
   const small = image.width * image.height < (p.width * p.height) / 4;
+  const flat = pixelSpread(pixels) < 4;
   $('query-info').textContent =
     `${source} · model ${embedMs.toFixed(1)} ms in the browser · ` +
     (via === 'server'
       ? `search on the server ${searchMs.toFixed(0)} ms (round trip)`
       : `search and cluster ${searchMs.toFixed(1)} ms in the browser`) +
-    (small ? ` · note: the image is ${image.width}×${image.height}, far below the model's ${p.width}×${p.height}; it was enlarged` : '');
+    (small ? ` · note: the image is ${image.width}×${image.height}, far below the model's ${p.width}×${p.height}; it was enlarged` : '') +
+    (transparent
+      ? ` · note: its transparent parts were filled with rgb(${background.join(', ')}), ${p.background ? "the colour of the model's training images' edges" : 'white (the model does not name a background)'}`
+      : '') +
+    (flat ? ' · note: the model sees an almost uniform image, so its neighbours say little' : '');
   const nb = $('neighbours');
   nb.replaceChildren(...neighbours.filter((n) => n.index >= 0).map((n) => card(g, n.index, n.label ?? n.id, undefined, n.score)));
   const m = g.manifest.clusters;
@@ -366,6 +390,25 @@ async function offerServerToggle(): Promise<void> {
   }
 }
 
+/**
+ * Asks the service worker to keep files it did not pre-cache at install: the WebAssembly runtime
+ * this browser chose (only that one of the two is ever downloaded). They come from the HTTP
+ * cache, where this page just put them.
+ */
+async function keepForOffline(urls: string[]): Promise<boolean> {
+  if (!('serviceWorker' in navigator) || !location.protocol.startsWith('http')) return false;
+  try {
+    const reg = await navigator.serviceWorker.ready;
+    return await new Promise<boolean>((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = (ev) => resolve(ev.data?.ok === true);
+      reg.active!.postMessage({ type: 'keep', urls }, [channel.port2]);
+    });
+  } catch {
+    return false;
+  }
+}
+
 async function start(): Promise<{ backend: string; threads: number }> {
   if ('serviceWorker' in navigator && location.protocol.startsWith('http'))
     navigator.serviceWorker.register('./sw.js').catch((e) => console.warn(`no offline cache: ${e.message}`));
@@ -375,7 +418,8 @@ async function start(): Promise<{ backend: string; threads: number }> {
   $('status').textContent = 'Loading the model…';
   const backend = (params.get('backend') ?? 'auto') as 'auto' | 'wasm' | 'webgpu';
   const threads = params.get('threads') ? Number(params.get('threads')) : undefined;
-  const e = await BrowserEncoder.load(modelUrl, g.manifest.model, { backend, threads, onProgress: progress('model') });
+  const e = await BrowserEncoder.load(modelUrl, g.manifest.model, { backend, threads, onProgress: progress('model and runtime') });
+  demo.offline = keepForOffline([e.backend.runtime]);
   // The gallery must come from this model: compare the embedding size the model really gives.
   const p = g.manifest.model.preprocessing;
   const probe = await e.embed(new Float32Array(p.channels * p.height * p.width), 1).catch((err: Error) => {

@@ -6,13 +6,25 @@
  */
 import type * as Ort from 'onnxruntime-web/webgpu';
 import type { GalleryManifest, Progress } from './types';
-import { fetchBytes } from './fetch';
+import { fetchAll } from './fetch';
+import wasmRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import webgpuRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+
+declare const __RUNTIME_BYTES__: { wasm: number; webgpu: number };
 
 export interface Backend {
   name: 'webgpu' | 'wasm';
   threads: number;
   isolated: boolean;
+  /** The WebAssembly binary loaded (the service worker keeps it for offline use). */
+  runtime: string;
 }
+
+/** onnxruntime-web's two WebAssembly builds: URLs emitted by the build, sizes measured by it (vite.config.ts). */
+const RUNTIMES = {
+  wasm: { url: wasmRuntimeUrl, bytes: __RUNTIME_BYTES__.wasm },
+  webgpu: { url: webgpuRuntimeUrl, bytes: __RUNTIME_BYTES__.webgpu },
+};
 
 export interface LoadOptions {
   backend?: 'auto' | 'wasm' | 'webgpu';
@@ -29,25 +41,39 @@ export class BrowserEncoder {
   ) {}
 
   static async load(url: string, m: GalleryManifest['model'], o: LoadOptions = {}): Promise<BrowserEncoder> {
-    // onnxruntime-web in a chunk of its own: its worker threads load the module they came from,
-    // which must not be the page's script.
-    const ort = await import('onnxruntime-web/webgpu');
-    const bytes = await fetchBytes(url, 'model', o.onProgress);
     const isolated = globalThis.crossOriginIsolated === true;
     const threads = isolated ? Math.max(1, o.threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
-    ort.env.wasm.numThreads = threads;
     const want = o.backend ?? 'auto';
+    let gpu = false;
     if (want !== 'wasm') {
-      const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-      const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-      if (adapter) {
-        try {
-          const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] });
-          return new BrowserEncoder(s, ort, { name: 'webgpu', threads, isolated }, m);
-        } catch (e) {
-          console.warn(`WebGPU session failed (${(e as Error).message}); using WebAssembly`);
-        }
-      } else if (want === 'webgpu') console.warn('no WebGPU adapter in this browser; using WebAssembly');
+      const api = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      gpu = !!(api && (await api.requestAdapter().catch(() => null)));
+      if (!gpu && want === 'webgpu') console.warn('no WebGPU adapter in this browser; using WebAssembly');
+    }
+    // Only the runtime this browser will use is downloaded: the WebGPU build's WebAssembly is
+    // twice the plain one's. Each comes in a chunk of its own (its worker threads load the module
+    // they came from, which must not be the page's script), and its binary is fetched here, beside
+    // the model, so that the progress bar counts both.
+    const runtime = gpu ? RUNTIMES.webgpu : RUNTIMES.wasm;
+    const [ort, bytes, wasm] = await Promise.all([
+      gpu ? import('onnxruntime-web/webgpu') : (import('onnxruntime-web/wasm') as Promise<typeof Ort>),
+      ...fetchAll(
+        [
+          { url, what: 'model', bytes: m.bytes },
+          { url: runtime.url, what: 'WebAssembly runtime', bytes: runtime.bytes },
+        ],
+        o.onProgress,
+      ),
+    ]);
+    ort.env.wasm.numThreads = threads;
+    ort.env.wasm.wasmBinary = wasm;
+    if (gpu) {
+      try {
+        const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] });
+        return new BrowserEncoder(s, ort, { name: 'webgpu', threads, isolated, runtime: runtime.url }, m);
+      } catch (e) {
+        console.warn(`WebGPU session failed (${(e as Error).message}); using WebAssembly`);
+      }
     }
     let s: Ort.InferenceSession;
     try {
@@ -55,7 +81,7 @@ export class BrowserEncoder {
     } catch (e) {
       throw new Error(`model: onnxruntime-web could not load ${url} (${(e as Error).message})`, { cause: e });
     }
-    return new BrowserEncoder(s, ort, { name: 'wasm', threads, isolated }, m);
+    return new BrowserEncoder(s, ort, { name: 'wasm', threads, isolated, runtime: runtime.url }, m);
   }
 
   /** The CLS token's last-block self-attention of the last image embedded, for ViT models that export it. */

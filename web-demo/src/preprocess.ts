@@ -1,6 +1,7 @@
 /**
  * An image to the model's input tensor, the way the service does it (serve/images.ts with sharp):
- * cover-resize and centre-crop to the model's size, drop alpha, greyscale for 1-channel models,
+ * cover-resize and centre-crop to the model's size, composite transparency on the model's background
+ * colour, greyscale for 1-channel models,
  * then (pixel · scale − mean) / std, channels first. Images already at the model's size are read
  * pixel-exact (no resampling, no colour conversion), which is what makes the browser's embedding
  * match onnxruntime-node's.
@@ -15,13 +16,18 @@ export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   }
 }
 
-/** RGBA pixels of the source resized to w × h: cover and centre crop, or stretched (the model's policy). */
+/**
+ * RGBA pixels of the source resized to w × h (cover and centre crop, or stretched: the model's
+ * policy), transparent pixels composited on `background` (RGB 0-255) as the service does;
+ * `transparent` says whether there were any.
+ */
 export function toPixels(
   src: CanvasImageSource & { width: number; height: number },
   w: number,
   h: number,
   resize = 'cover-center-crop',
-): ImageData {
+  background = [255, 255, 255],
+): { pixels: ImageData; transparent: boolean } {
   const canvas = new OffscreenCanvas(w, h);
   const g = canvas.getContext('2d', { willReadFrequently: true })!;
   const scale = Math.max(w / src.width, h / src.height);
@@ -29,7 +35,15 @@ export function toPixels(
   const sh = resize === 'stretch' ? src.height : h / scale;
   g.imageSmoothingQuality = 'high';
   g.drawImage(src, (src.width - sw) / 2, (src.height - sh) / 2, sw, sh, 0, 0, w, h);
-  return g.getImageData(0, 0, w, h);
+  const pixels = g.getImageData(0, 0, w, h);
+  let transparent = false;
+  for (let q = 3; q < pixels.data.length && !transparent; q += 4) transparent = pixels.data[q] < 255;
+  // An opaque image keeps its pixels exactly; only a transparent one is composited.
+  if (!transparent) return { pixels, transparent };
+  g.globalCompositeOperation = 'destination-over';
+  g.fillStyle = `rgb(${background.join(', ')})`;
+  g.fillRect(0, 0, w, h);
+  return { pixels: g.getImageData(0, 0, w, h), transparent };
 }
 
 const toLinear = (v: number) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
