@@ -31,6 +31,7 @@ export function evalCommand(): Command {
     )
     .option('--probe-epochs <n>', 'linear probe epochs', intOption('--probe-epochs', 1), 30)
     .option('--out <dir>', 'folder for embedding-map.png and training-curves.png (default: the run folder, or none)')
+    .option('--centre', "kNN and k-means on embeddings centred on the memory's mean (what a centred index searches)")
     .option('--json', 'print the result as JSON')
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
@@ -52,6 +53,7 @@ export function evalCommand(): Command {
           threads: number;
           preprocessing?: string;
           pooling: 'cls' | 'mean';
+          centre?: boolean;
         },
       ) => {
         const isRun = fs.existsSync(target) && fs.statSync(target).isDirectory();
@@ -66,7 +68,7 @@ export function evalCommand(): Command {
           ['encoder', `${r.encoder} (${r.dim}-d)`],
           ['data', `${r.data}: ${r.trainImages} train (memory / probe fit), ${r.testImages} test (scored)`],
           ['scored', r.split],
-          ['kNN top-1, k=200 weighted', pct(r.knn_top1_k200)],
+          ['kNN top-1, k=200 weighted', pct(r.knn_top1_k200) + (r.centred ? ' (centred)' : '')],
           ['kNN top-1, k=20 weighted', pct(r.knn_top1_k20)],
           ['linear probe top-1', r.linear_probe_top1 === null ? 'none (no held-out images)' : pct(r.linear_probe_top1)],
           ['k-means NMI', r.kmeans_nmi.toFixed(4)],

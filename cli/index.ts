@@ -20,6 +20,10 @@ export function indexCommand(): Command {
     .option('--ann-threshold <n>', 'from this many images, also build and save the HNSW graph', intOption('--ann-threshold', 1), 20000)
     .option('--gallery <dir>', 'also write the web demo gallery (embeddings, thumbnails, clusters, PCA map) to this folder')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it')
+    .option(
+      '--centre',
+      "centre the vectors on the indexed images' mean embedding: cosine scores spread over [-1, 1] instead of crowding near 1 (the service and the page centre each query too)",
+    )
     .action(
       async (
         model: string,
@@ -35,6 +39,7 @@ export function indexCommand(): Command {
           gallery?: string;
           annThreshold: number;
           shard?: { index: number; of: number };
+          centre?: boolean;
         },
       ) => {
         let bar: ReturnType<typeof progressBar> | null = null;
@@ -50,6 +55,7 @@ export function indexCommand(): Command {
           gallery: f.gallery,
           annThreshold: f.annThreshold,
           shard: f.shard,
+          centre: f.centre,
           log: (l: string) => process.stderr.write(`${l}\n`),
           onProgress: (done: number, total: number) => {
             bar ??= progressBar(total, 'index [{bar}] {value}/{total} images | eta {eta_formatted}', 2048);

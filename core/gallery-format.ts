@@ -68,6 +68,8 @@ export interface GalleryManifest {
     assumed: string[];
     metadata: Record<string, string>;
   };
+  /** A centred index's mean (sslkit index --centre): the page centres each query's unit embedding on it. */
+  centre?: number[];
   classes: string[];
   ids: string[];
   /** Class index per item, -1 where unknown. */

@@ -11,6 +11,25 @@ export function normalizeRows(x: Float32Array, d: number): Float32Array {
   return x;
 }
 
+/** The mean row of an [n, d] matrix. */
+export function meanRow(x: Float32Array, d: number): Float32Array {
+  const mean = new Float64Array(d);
+  const n = x.length / d;
+  for (let off = 0; off < x.length; off += d) for (let j = 0; j < d; j++) mean[j] += x[off + j];
+  return Float32Array.from(mean, (v) => v / Math.max(1, n));
+}
+
+/**
+ * Rows minus `centre`, L2-normalised again, in place. Embeddings of one model share a dominant
+ * direction (cosines of 0.99 between unrelated images); centring on a reference set's mean
+ * removes it, so cosines spread over [−1, 1] and small numeric differences no longer reorder
+ * neighbours.
+ */
+export function centreRows(x: Float32Array, d: number, centre: ArrayLike<number>): Float32Array {
+  for (let off = 0; off < x.length; off += d) for (let j = 0; j < d; j++) x[off + j] -= centre[j];
+  return normalizeRows(x, d);
+}
+
 /**
  * The k largest of `scores` (length n) as [index, score] pairs, best first, with a binary
  * min-heap of size k: O(n log k).

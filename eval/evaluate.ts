@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
 import { sampleSet, type ImageSet } from '../core/image-set.js';
-import { collapseStd, knnAccuracy, normalizeRows, sameImageRows } from '../core/vectors.js';
+import { centreRows, collapseStd, knnAccuracy, meanRow, normalizeRows, sameImageRows } from '../core/vectors.js';
 import { kmeans } from '../core/kmeans.js';
 import { UserError } from '../core/errors.js';
 import type { Device } from '../core/runtime/session.js';
@@ -39,6 +39,8 @@ export interface EvalOptions {
   /** For an ONNX model: preprocessing JSON when its metadata lacks it, and token pooling. */
   preprocessing?: string;
   pooling?: 'cls' | 'mean';
+  /** kNN and k-means on embeddings centred on the memory's mean (as a centred index searches and clusters). */
+  centre?: boolean;
   /** Folder for the pictures (none when absent). */
   out?: string;
   log?: (l: string) => void;
@@ -52,6 +54,8 @@ export interface EvalResult {
   dim: number;
   knn_top1_k200: number;
   knn_top1_k20: number;
+  /** Whether kNN and k-means used embeddings centred on the memory's mean. */
+  centred: boolean;
   /** How the scored images relate to the memory: a test split, a held-out share, or leave-one-out on the same images. */
   split: string;
   /** Null when no image is held out (a probe fitted on the images it is scored on says nothing). */
@@ -146,6 +150,11 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
   const classes = train.classes.length;
   const m = normalizeRows(Float32Array.from(tr.x), d);
   const q = normalizeRows(Float32Array.from(te.x), d);
+  if (o.centre) {
+    const mean = meanRow(m, d);
+    centreRows(m, d, mean);
+    centreRows(q, d, mean);
+  }
   // Scored on the images of the memory (a plain folder with --test-fraction 0): leave-one-out.
   const exclude = sameImageRows(train.sources, test.sources);
   const split = exclude
@@ -207,6 +216,7 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
     dim: d,
     knn_top1_k200: knn200,
     knn_top1_k20: knn20,
+    centred: !!o.centre,
     split,
     linear_probe_top1: probe,
     kmeans_nmi: nmi(km.assign, test.labels!, classes, classes),

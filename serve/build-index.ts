@@ -7,7 +7,7 @@
 import { loadDataset, type Split } from '../data/datasets.js';
 import { sampleIndices, subset, type ImageSet } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
-import { normalizeRows } from '../core/vectors.js';
+import { centreRows, meanRow, normalizeRows } from '../core/vectors.js';
 import { OnnxEncoder, type OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
 import { backgroundOf } from '../core/gallery-format.js';
 import { preprocessImages } from '../core/preprocess.js';
@@ -32,6 +32,8 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
   annThreshold?: number;
   /** This job's share of the images (PostgreSQL index): shard `index` of `of`, from 0. */
   shard?: { index: number; of: number };
+  /** Centre the vectors on the indexed images' mean embedding (IndexData['model'].centre). */
+  centre?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -54,12 +56,7 @@ async function selectImages(o: BuildIndexOptions, background: number[]) {
 }
 
 /** Unit-norm embeddings of every image of `set`, in batches. */
-async function embedAll(
-  enc: OnnxEncoder,
-  set: ImageSet,
-  o: BuildIndexOptions,
-  onBatch?: (from: number, vectors: Float32Array) => Promise<void>,
-) {
+async function embedAll(enc: OnnxEncoder, set: ImageSet, o: BuildIndexOptions) {
   const dim = enc.dim;
   const vectors = new Float32Array(set.n * dim);
   const batch = o.batch ?? 256;
@@ -67,7 +64,6 @@ async function embedAll(
     const idx = Int32Array.from({ length: Math.min(batch, set.n - s) }, (_, i) => s + i);
     const v = normalizeRows(await enc.embed(preprocessImages(set, idx, enc.preprocessing), idx.length), dim);
     vectors.set(v, s * dim);
-    await onBatch?.(s, v);
     o.onProgress?.(s + idx.length, set.n);
   }
   return vectors;
@@ -87,12 +83,18 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
     await enc.release();
   }
   const dim = enc.dim;
+  const model = modelIdentity(modelFile, enc);
+  if (o.centre) {
+    const mean = meanRow(vectors, dim);
+    centreRows(vectors, dim, mean);
+    model.centre = Array.from(mean);
+  }
   const k = defaultClusters(o, classes, set.n);
   const km = kmeans(vectors, dim, k, { seed: 0 });
   const index: IndexData = {
     dim,
     metric: 'cosine',
-    model: modelIdentity(modelFile, enc),
+    model,
     data: o.data,
     items,
     vectors,
@@ -133,13 +135,26 @@ export async function buildPostgresIndex(modelFile: string, url: string, o: Buil
   try {
     // Hashed once: the identity a new table is made with is the one an existing table is checked against.
     const identity = modelIdentity(modelFile, enc);
-    store = await PostgresStore.open(url, { create: { dim: enc.dim, model: identity }, annThreshold: o.annThreshold, log: o.log });
-    checkIdentity(store.location, store.dim, store.model, identity);
     const dim = enc.dim;
-    const s = store;
-    const vectors = await embedAll(enc, set, o, (from, v) =>
-      s.add(Array.from({ length: v.length / dim }, (_, i) => ({ item: items[from + i], vector: v.subarray(i * dim, (i + 1) * dim) }))),
-    );
+    // A centred table's centre comes from the job that creates it (its share is sample enough);
+    // later jobs centre on the table's, so every row is in one space.
+    const vectors = await embedAll(enc, set, o);
+    if (o.centre) identity.centre = Array.from(meanRow(vectors, dim));
+    store = await PostgresStore.open(url, { create: { dim, model: identity }, annThreshold: o.annThreshold, log: o.log });
+    checkIdentity(store.location, store.dim, store.model, identity);
+    if (o.centre && !store.model.centre)
+      throw new UserError(`${store.location} was made without --centre: its vectors are not centred; index into a new table`);
+    if (store.model.centre) {
+      if (!o.centre) o.log?.(`${store.location} is centred (made with --centre): this job's vectors are centred on its mean too`);
+      centreRows(vectors, dim, store.model.centre);
+    }
+    const batch = o.batch ?? 256;
+    for (let from = 0; from < set.n; from += batch) {
+      const n = Math.min(batch, set.n - from);
+      await store.add(
+        Array.from({ length: n }, (_, i) => ({ item: items[from + i], vector: vectors.subarray((from + i) * dim, (from + i + 1) * dim) })),
+      );
+    }
     const shard = o.shard ?? { index: 0, of: 1 };
     let clusters: PostgresIndexSummary['clusters'] = null;
     if (await store.finishShard(shard.index, shard.of, set.n)) {

@@ -6,6 +6,7 @@ import type { IndexStore } from './store.js';
 import type { Metrics } from './metrics.js';
 import { ApiError } from './errors.js';
 import { bytesFromString, imageToInput } from './images.js';
+import { centreRows, normalizeRows } from '../core/vectors.js';
 
 export interface ServeContext {
   encoder: ModelThread;
@@ -20,6 +21,8 @@ export interface ServeContext {
   /** The API-key check the write routes carry (a pass-through unless --api-key-scope writes). */
   guardWrites: RequestHandler;
   modelName: string;
+  /** A centred index's mean (sslkit index --centre): every image's embedding is centred on it. */
+  centre: Float32Array | null;
 }
 
 /** Routers match paths exactly: case-sensitive, no trailing-slash variant (auth relies on one path meaning one route). */
@@ -36,7 +39,11 @@ export function checkImageCount(ctx: ServeContext, n: number, field: string): vo
     throw new ApiError(413, 'too_many_images', `${n} images in one request; the limit is ${ctx.maxImages} (--max-images)`, field);
 }
 
-/** Images (base64/data URL strings or raw bytes) to embeddings through the batcher. */
+/**
+ * Images (base64/data URL strings or raw bytes) to embeddings through the batcher: the model's
+ * output, or with a centred index its unit embedding minus the index's centre, normalised again
+ * (the space the index's vectors are in).
+ */
 export async function embedImages(ctx: ServeContext, images: (string | Buffer)[], field: string): Promise<Float32Array[]> {
   checkImageCount(ctx, images.length, field);
   // A full queue refuses before decoding, not after.
@@ -47,5 +54,8 @@ export async function embedImages(ctx: ServeContext, images: (string | Buffer)[]
       return imageToInput(typeof im === 'string' ? bytesFromString(im, f) : im, ctx.encoder.preprocessing, ctx.maxPixels, f);
     }),
   );
-  return ctx.batcher.embed(inputs);
+  const vectors = await ctx.batcher.embed(inputs);
+  const centre = ctx.centre;
+  if (!centre) return vectors;
+  return vectors.map((v) => centreRows(normalizeRows(Float32Array.from(v), v.length), v.length, centre));
 }

@@ -98,6 +98,7 @@ export async function exportGallery(dir: string, index: IndexData, set: ImageSet
       assumed: e.assumed,
       metadata: e.info.metadata,
     },
+    ...(index.model.centre ? { centre: index.model.centre } : {}),
     classes: set.classes,
     ids: index.items.map((it) => it.id),
     labels: Array.from({ length: n }, (_, i) => (set.labels ? set.labels[i] : -1)),

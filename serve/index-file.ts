@@ -32,6 +32,12 @@ export interface IndexData {
     metadata: Record<string, string>;
     /** The preprocessing the vectors were made with (absent in indexes from before it was kept). */
     preprocessing?: Preprocessing;
+    /**
+     * `sslkit index --centre`: the mean of the indexed images' unit embeddings. Every vector the
+     * index holds or is searched with is the model's unit embedding minus this, normalised again
+     * (the service and the page do it to each image they embed).
+     */
+    centre?: number[];
   };
   data?: string;
   /** The last write-ahead-log record this snapshot holds (0 for none). */

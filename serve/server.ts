@@ -153,6 +153,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     maxBodyBytes: o.maxBodyBytes ?? 20_000_000,
     guardWrites: auth.writes,
     modelName: path.basename(o.model, '.onnx'),
+    centre: store?.model.centre ? Float32Array.from(store.model.centre) : null,
   };
   const state = { ready: false, closing: false };
 

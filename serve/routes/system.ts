@@ -36,7 +36,16 @@ export function systemRoutes(ctx: ServeContext, state: { ready: boolean }): Rout
           output: { name: e.output, kind: e.outputKind, pooling: e.outputKind === '[N, T, D]' ? e.pooling : undefined },
           assumed_preprocessing: e.assumed,
           metadata: e.info.metadata,
-          index: store ? { engine: store.kind, items: await store.count(), dim: store.dim, clusters: await store.clusterCount() } : null,
+          index: store
+            ? {
+                engine: store.kind,
+                items: await store.count(),
+                dim: store.dim,
+                clusters: await store.clusterCount(),
+                // Embeddings and scores are in the centred space (sslkit index --centre).
+                centred: !!store.model.centre,
+              }
+            : null,
         },
       ],
     });

@@ -13,7 +13,9 @@ import { buildIndex } from '../../serve/build-index.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { FileStore } from '../../serve/file-store.js';
-import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
+import { FASHION_DIR, hasFashion, httpJson, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
+import { startServer } from '../../serve/server.js';
+import sharp from 'sharp';
 import { loadDataset } from '../../data/datasets.js';
 import { sampleIndices } from '../../core/image-set.js';
 
@@ -83,6 +85,52 @@ describe.runIf(hasFashion)('sslkit index', () => {
     const small = path.join(tmpDir(), 's.idx');
     await buildIndex(model, small, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 100, annThreshold: 400, log: () => {} });
     expect(fs.existsSync(`${small}.hnsw`)).toBe(false);
+  });
+
+  it('--centre: vectors centred on the images’ mean, and the service centres every image it embeds the same way', async () => {
+    const dir = tmpDir();
+    const opts = { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 200, log: () => {} };
+    const plain = await buildIndex(model, path.join(dir, 'plain.idx'), opts);
+    const centred = await buildIndex(model, path.join(dir, 'centred.idx'), { ...opts, centre: true });
+    const d = plain.dim;
+    // The centre is the mean of the plain unit vectors; each centred vector is (v − centre) / ‖v − centre‖.
+    const mean = Array.from({ length: d }, (_, j) => plain.vectors.reduce((s, v, i) => (i % d === j ? s + v : s), 0) / 200);
+    centred.model.centre!.forEach((c, j) => expect(c).toBeCloseTo(mean[j], 5));
+    for (const i of [0, 57, 199]) {
+      const want = plain.vectors.slice(i * d, (i + 1) * d).map((v, j) => v - mean[j]);
+      const n = Math.hypot(...want);
+      want.forEach((v, j) => expect(centred.vectors[i * d + j]).toBeCloseTo(v / n, 5));
+    }
+    expect(loadIndex(path.join(dir, 'centred.idx')).model.centre).toEqual(centred.model.centre);
+    // Scores spread out: the 10th neighbour's score, median over queries, falls far below the plain index's.
+    const tenth = (idx: typeof plain) => {
+      const s = new ExactSearch(idx);
+      const scores = [0, 20, 40, 60, 80, 100, 120, 140, 160, 180].map(
+        (i) => s.search(idx.vectors.subarray(i * d, (i + 1) * d), 10)[9].score,
+      );
+      return scores.sort((a, b) => a - b)[5];
+    };
+    expect(tenth(plain)).toBeGreaterThan(0.9);
+    expect(tenth(centred)).toBeLessThan(tenth(plain) - 0.2);
+
+    // The service: /v1/embeddings gives the centred unit vector (the index's own for the same image),
+    // a search with the image finds it first with score 1, and /v1/models says the index is centred.
+    const test = await loadDataset('fashion-mnist', 'test', { dataDir: FASHION_DIR });
+    const pos = Number(centred.items[57].id);
+    const png = await sharp(Buffer.from(test.pixels.subarray(pos * 784, (pos + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toBuffer();
+    const s = await startServer({ model, index: path.join(dir, 'centred.idx'), port: 0, device: 'cpu', log: () => {} });
+    try {
+      const e = await httpJson(`${s.url}/v1/embeddings`, { input: [png.toString('base64')] });
+      (e.body.data[0].embedding as number[]).forEach((v, j) => expect(v).toBeCloseTo(centred.vectors[57 * d + j], 4));
+      const hits = await httpJson(`${s.url}/v1/search`, { image: png.toString('base64'), k: 3 });
+      expect(hits.body.data[0]).toMatchObject({ id: String(pos) });
+      expect(hits.body.data[0].score).toBeCloseTo(1, 4);
+      expect((await httpJson(`${s.url}/v1/models`)).body.data[0].index).toMatchObject({ centred: true, items: 200 });
+    } finally {
+      await s.close();
+    }
   });
 
   it('indexes with the foreign torch.onnx encoder (3×32×32 from 1×28×28 images)', async () => {

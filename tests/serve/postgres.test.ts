@@ -9,9 +9,9 @@
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPostgresIndex } from '../../serve/build-index.js';
+import { buildIndex, buildPostgresIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
-import { FASHION_DIR, hasFashion, httpJson, isolatedCache, tinyModel } from '../helpers.js';
+import { FASHION_DIR, hasFashion, httpJson, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../postgres.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
@@ -191,6 +191,34 @@ describe.runIf(hasFashion && hasPostgres)('the PostgreSQL index', () => {
     expect(again.code, again.err).toBe(0);
     expect(await rows('sharded')).toEqual(before);
     expect(await db.query(`SELECT version FROM sslkit_schema WHERE index_table = 'sharded'`)).toEqual([{ version: 1 }]);
+  });
+
+  it('--centre: the job that creates the table sets its centre, later shards centre on it; an uncentred table refuses --centre', async () => {
+    const first = await indexJob(db.url('centred'), 300, '--shard', '0/2', '--centre');
+    expect(first.code, first.err).toBe(0);
+    const second = await indexJob(db.url('centred'), 300, '--shard', '1/2');
+    expect(second.code, second.err).toBe(0);
+    expect(second.err).toMatch(/is centred \(made with --centre\): this job's vectors are centred on its mean too/);
+    const [{ model: identity }] = await db.query(`SELECT model FROM "centred_meta"`);
+    const centre = identity.centre as number[];
+    expect(centre).toHaveLength(dim);
+    // Every row, whichever job wrote it, is its plain unit vector centred on the table's centre.
+    const plain = await buildIndex(model, path.join(tmpDir(), 'plain.idx'), { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 300 });
+    const rows = await db.query(`SELECT id, embedding::text AS e FROM "centred"`);
+    expect(rows).toHaveLength(300);
+    let worst = 0;
+    for (const r of rows) {
+      const i = plain.items.findIndex((it) => it.id === r.id);
+      const want = Array.from(plain.vectors.subarray(i * dim, (i + 1) * dim), (v, j) => v - centre[j]);
+      const n = Math.hypot(...want);
+      (JSON.parse(r.e) as number[]).forEach((v, j) => (worst = Math.max(worst, Math.abs(v - want[j] / n))));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    const refused = await indexJob(db.url('plain'), 50);
+    expect(refused.code, refused.err).toBe(0);
+    const again = await indexJob(db.url('plain'), 50, '--centre');
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/table=plain was made without --centre: its vectors are not centred; index into a new table/);
   });
 
   it('from --ann-threshold items the HNSW index is built, by sslkit index or by a replica after writes, and searches use it', async () => {

@@ -22,6 +22,7 @@ import { ExactSearch } from '../../serve/exact-search.js';
 import { writeDemoSite } from '../../web-demo/site.js';
 import { ensureDemoBuilt } from '../../web-demo/build.js';
 import { imageToInput } from '../../serve/images.js';
+import { centreRows, normalizeRows } from '../../core/vectors.js';
 import * as ort from 'onnxruntime-node';
 import axe from 'axe-core';
 
@@ -439,7 +440,7 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     await ctx.close();
   });
 
-  it('works from a plain static host (single-threaded) and reports a broken model or a mismatched gallery', async () => {
+  it('works from a plain static host (single-threaded), searches a centred gallery as Node does, and reports a broken model or a mismatched gallery', async () => {
     const site = path.join(work, 'site');
     await writeDemoSite(site, model, galleryDir);
     // A gallery that claims twice the model's embedding size.
@@ -450,6 +451,13 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     m.clusters.k = m.clusters.k / 2;
     m.pca.mean = [...m.pca.mean, ...m.pca.mean];
     fs.writeFileSync(path.join(bad, 'manifest.json'), JSON.stringify(m));
+    // The same images indexed with --centre: the page centres its queries on the gallery's mean.
+    const centredIndex = path.join(work, 'centred.idx');
+    await buildIndex(model, centredIndex, {
+      data: `folder:${path.join(work, 'images')}`,
+      gallery: path.join(site, 'centred-gallery'),
+      centre: true,
+    });
     const app = express().use(express.static(site));
     const host = http.createServer(app).listen(0, '127.0.0.1');
     await new Promise((r) => host.once('listening', r));
@@ -464,6 +472,22 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
       await p.waitForFunction(() => document.getElementById('use-server-label')!.hidden);
       const { last } = await upload(p, queries[3].file);
       expect(last.neighbours).toHaveLength(10);
+
+      // Centred: the page's query vector and neighbours are Node's over the centred index, and
+      // the scores spread out far more than the plain gallery's (shown with two decimals).
+      await p.goto(`${url}/index.html?gallery=centred-gallery/`);
+      await ready(p);
+      const centred = (await upload(p, queries[3].file)).last;
+      const idx = loadIndex(centredIndex);
+      const enc = await OnnxEncoder.load(model, { log: () => {} });
+      const raw = await enc.embed(await imageToInput(fs.readFileSync(queries[3].file), enc.preprocessing, 1e7, 'image'), 1);
+      await enc.release();
+      const q = centreRows(normalizeRows(raw, idx.dim), idx.dim, idx.model.centre!);
+      q.forEach((v, d) => expect(centred.embedding[d]).toBeCloseTo(v, 4));
+      expect(centred.neighbours.map((n: any) => n.id)).toEqual(new ExactSearch(idx).search(q, 10).map((h) => h.id));
+      const spread = (r: any) => r.neighbours[0].score - r.neighbours[9].score;
+      expect(spread(centred)).toBeGreaterThan(3 * spread(last));
+      expect(await p.locator('#neighbours .score').first().textContent()).toMatch(/^-?\d\.\d\d$/);
 
       const errorOf = async (query: string) => {
         await p.goto(`${url}/index.html?${query}`);

@@ -110,6 +110,15 @@ export class Gallery {
   }
 }
 
+/**
+ * A query's vector in the gallery's space: the unit embedding, and for a centred gallery (sslkit
+ * index --centre) that minus the gallery's centre, normalised again, as the service does.
+ */
+export function queryVector(raw: Float32Array, centre: number[] | undefined): Float32Array {
+  const q = normalize(raw);
+  return centre ? normalize(q.map((v, d) => v - centre[d])) : q;
+}
+
 export function normalize(v: Float32Array): Float32Array {
   let n = 0;
   for (const a of v) n += a * a;

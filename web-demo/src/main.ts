@@ -8,7 +8,7 @@
  * window.sslkitDemo exposes the state for tests and benchmarks.
  */
 import { BrowserEncoder } from './model';
-import { Gallery, normalize, type Neighbour } from './gallery';
+import { Gallery, queryVector, type Neighbour } from './gallery';
 import { decodeImage, toInput, toPixels } from './preprocess';
 import { drawMap, mapLegend, PALETTE, type MapView } from './map';
 
@@ -160,7 +160,8 @@ function card(g: Gallery, i: number, caption: string, onClick?: () => void, scor
   if (score !== undefined) {
     const sc = document.createElement('span');
     sc.className = 'score';
-    sc.textContent = score.toFixed(4);
+    // Centred scores spread over [−1, 1]: two decimals say it; uncentred ones crowd near 1.
+    sc.textContent = score.toFixed(g.manifest.centre ? 2 : 4);
     l.append(document.createElement('br'), sc);
   }
   c.append(l);
@@ -305,7 +306,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const t0 = performance.now();
   const raw = await e.embed(toInput(pixels, p), 1);
   const embedMs = performance.now() - t0;
-  const q = normalize(raw);
+  const q = queryVector(raw, g.manifest.centre);
   let neighbours: Neighbour[];
   let via: QueryResult['via'] = 'browser';
   if (($('use-server') as HTMLInputElement).checked) {
@@ -365,7 +366,8 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   drawAttention(e, qc);
   demo.last = {
     source,
-    embedding: Array.from(raw),
+    // What the service's /v1/embeddings gives: the model's output, or its centred unit vector.
+    embedding: Array.from(g.manifest.centre ? q : raw),
     neighbours,
     cluster,
     ms,
