@@ -31,6 +31,14 @@ export function centreRows(x: Float32Array, d: number, centre: ArrayLike<number>
 }
 
 /**
+ * An embedding in a centred index's space (sslkit index --centre): its unit vector minus
+ * `centre`, normalised again. What the service and the page do to each image they embed.
+ */
+export function centredUnit(v: ArrayLike<number>, centre: ArrayLike<number>): Float32Array {
+  return centreRows(normalizeRows(Float32Array.from(v), v.length), v.length, centre);
+}
+
+/**
  * The k largest of `scores` (length n) as [index, score] pairs, best first, with a binary
  * min-heap of size k: O(n log k).
  */

@@ -6,7 +6,7 @@ import type { IndexStore } from './store.js';
 import type { Metrics } from './metrics.js';
 import { ApiError } from './errors.js';
 import { bytesFromString, imageToInput } from './images.js';
-import { centreRows, normalizeRows } from '../core/vectors.js';
+import { centredUnit } from '../core/vectors.js';
 
 export interface ServeContext {
   encoder: ModelThread;
@@ -57,5 +57,5 @@ export async function embedImages(ctx: ServeContext, images: (string | Buffer)[]
   const vectors = await ctx.batcher.embed(inputs);
   const centre = ctx.centre;
   if (!centre) return vectors;
-  return vectors.map((v) => centreRows(normalizeRows(Float32Array.from(v), v.length), v.length, centre));
+  return vectors.map((v) => centredUnit(v, centre));
 }

@@ -2,7 +2,7 @@
  * The gallery in the browser: manifest, unit embeddings, centroids, a PCA map, and exact cosine
  * top-k by a linear scan (10k × 128 takes about a millisecond; no index is needed at this size).
  */
-import type { GalleryManifest, Progress } from './types';
+import { centredUnit, normalizeRows, type GalleryManifest, type Progress } from './types';
 import { fetchBytes } from './fetch';
 
 export interface Neighbour {
@@ -115,13 +115,5 @@ export class Gallery {
  * index --centre) that minus the gallery's centre, normalised again, as the service does.
  */
 export function queryVector(raw: Float32Array, centre: number[] | undefined): Float32Array {
-  const q = normalize(raw);
-  return centre ? normalize(q.map((v, d) => v - centre[d])) : q;
-}
-
-export function normalize(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const a of v) n += a * a;
-  n = Math.sqrt(n) || 1;
-  return v.map((a) => a / n);
+  return centre ? centredUnit(raw, centre) : normalizeRows(Float32Array.from(raw), raw.length);
 }

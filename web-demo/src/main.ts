@@ -11,6 +11,7 @@ import { BrowserEncoder } from './model';
 import { Gallery, queryVector, type Neighbour } from './gallery';
 import { decodeImage, toInput, toPixels } from './preprocess';
 import { drawMap, mapLegend, PALETTE, type MapView } from './map';
+import { backgroundOf } from './types';
 
 const params = new URLSearchParams(location.search);
 const modelUrl = new URL(params.get('model') ?? 'demo/model.onnx', document.baseURI).href;
@@ -297,7 +298,7 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const e = demo.encoder!;
   const p = g.manifest.model.preprocessing;
   const k = readK();
-  const background = p.background ?? [255, 255, 255];
+  const background = backgroundOf(p);
   const { pixels, transparent } = toPixels(image, p.width, p.height, p.resize, background);
   const qc = $('query-canvas') as HTMLCanvasElement;
   qc.width = p.width;

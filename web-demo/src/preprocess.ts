@@ -6,7 +6,7 @@
  * pixel-exact (no resampling, no colour conversion), which is what makes the browser's embedding
  * match onnxruntime-node's.
  */
-import { interleavedToInput, type Preprocessing } from './types';
+import { DEFAULT_BACKGROUND, interleavedToInput, type Preprocessing } from './types';
 
 export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   try {
@@ -26,7 +26,7 @@ export function toPixels(
   w: number,
   h: number,
   resize = 'cover-center-crop',
-  background = [255, 255, 255],
+  background = DEFAULT_BACKGROUND,
 ): { pixels: ImageData; transparent: boolean } {
   const canvas = new OffscreenCanvas(w, h);
   const g = canvas.getContext('2d', { willReadFrequently: true })!;

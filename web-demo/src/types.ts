@@ -1,5 +1,7 @@
 /** The gallery manifest, preprocessing and its formula, shared with Node (core/gallery-format.ts). */
 export type { GalleryManifest, Preprocessing } from '../../core/gallery-format';
-export { interleavedToInput } from '../../core/gallery-format';
+export { backgroundOf, DEFAULT_BACKGROUND, interleavedToInput } from '../../core/gallery-format';
+/** The service's vector maths, so that the page ranks exactly as it does (core/vectors.ts). */
+export { centredUnit, normalizeRows } from '../../core/vectors';
 
 export type Progress = (loaded: number, total: number) => void;
