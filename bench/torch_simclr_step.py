@@ -1,5 +1,5 @@
 """The PyTorch peer of bench/train-step.ts: the same SimCLR step (same networks, NT-Xent, AdamW)
-on random data, timed the same way. Prints one JSON line: {"img_s": ..., "ms": ..., "rss_mb": ...}."""
+on random data, timed the same way. Prints one JSON line: {"img_s": ..., "ms": ..., "min_ms": ..., "max_ms": ..., "rss_mb": ...}."""
 import json, os, resource, sys, time
 import torch
 import torch.nn as nn
@@ -48,4 +48,4 @@ for i in range(steps + 2):
     times.append(time.perf_counter() - t)
 times = sorted(times[2:])
 ms = times[len(times) // 2] * 1000
-print(json.dumps({"ms": ms, "img_s": 2 * batch / (ms / 1000), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "device": device}))
+print(json.dumps({"ms": ms, "min_ms": times[0] * 1000, "max_ms": times[-1] * 1000, "img_s": 2 * batch / (ms / 1000), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "device": device}))

@@ -1,9 +1,9 @@
 /**
  * bench/train-step: one SimCLR training step (forward, backward, AdamW update, one ONNX graph) on
- * the reference convnet (batch 128 × 2 views, 32×32×3) and on ResNet-18, in views/s and peak
+ * the reference convnet (batch 256 × 2 views, 32×32×3) and on ResNet-18 (128 × 2), in views/s and peak
  * RSS, beside the same step in PyTorch (Debian's python3-torch) measured in the same run.
  *
- *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--convnet-batch 128] [--resnet-batch 64] [--profile]
+ *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--convnet-batch 256] [--resnet-batch 128] [--profile]
  *
  * --profile adds, per step, where its time goes: onnxruntime's profiler summed by operator type
  * (train/engine/profile.ts), from a separate profiled session (profiling slows the run it measures).
@@ -23,14 +23,16 @@ const { values: args } = parseArgs({
   options: {
     threads: { type: 'string', default: '2' },
     steps: { type: 'string', default: '8' },
-    'convnet-batch': { type: 'string', default: '128' },
-    'resnet-batch': { type: 'string', default: '64' },
+    'convnet-batch': { type: 'string', default: '256' },
+    'resnet-batch': { type: 'string', default: '128' },
     profile: { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
 const threads = Number(args.threads);
 const steps = Number(args.steps);
+// The process's peak so far: the convnet runs first, so ResNet-18's figure is its own (larger) peak.
+const rssMb = () => process.resourceUsage().maxRSS / 1024;
 
 async function sslkitStep(backbone: string, batch: number) {
   const convGrads = new ConvGradPlanner();
@@ -44,8 +46,11 @@ async function sslkitStep(backbone: string, batch: number) {
     await prog.run(feeds);
     times.push(performance.now() - t);
   }
+  // Before the profiled session below, which would add its own peak.
+  const rss = rssMb();
   await prog.release();
-  const ms = times.slice(2).sort((a, b) => a - b)[Math.floor(steps / 2)];
+  const timed = times.slice(2).sort((a, b) => a - b);
+  const ms = timed[Math.floor(steps / 2)];
   let profile: string | null = null;
   if (args.profile) {
     const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sslkit-profile-')), `${backbone}`);
@@ -57,10 +62,13 @@ async function sslkitStep(backbone: string, batch: number) {
     profile = `${profileTable(summariseProfile(file).ops)}
 (trace: ${file})`;
   }
-  return { ms, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length, profile };
+  return { ms, min: timed[0], max: timed.at(-1)!, rss, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length, profile };
 }
 
-function torchStep(backbone: string, batch: number): { ms: number; img_s: number; rss_mb: number; torch: string } | null {
+function torchStep(
+  backbone: string,
+  batch: number,
+): { ms: number; min_ms: number; max_ms: number; img_s: number; rss_mb: number; torch: string } | null {
   try {
     const out = execFileSync(
       args.python!,
@@ -85,12 +93,11 @@ function torchStep(backbone: string, batch: number): { ms: number; img_s: number
   }
 }
 
-const rssMb = () => process.resourceUsage().maxRSS / 1024;
 console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${threads} threads, median of ${steps} steps`);
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
-const header = ['step', 'sslkit', 'views/s', 'peak RSS', 'PyTorch', 'views/s', 'peak RSS', 'sslkit/PyTorch'];
+const header = ['step', 'sslkit (fastest–slowest)', 'views/s', 'peak RSS', 'PyTorch (fastest–slowest)', 'views/s', 'peak RSS', 'sslkit/PyTorch'];
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 const profiles: string[] = [];
 for (const [backbone, batch] of [
@@ -98,14 +105,14 @@ for (const [backbone, batch] of [
   ['resnet18', Number(args['resnet-batch'])],
 ] as const) {
   const s = await sslkitStep(backbone, batch);
-  const sRss = rssMb();
   const t = torchStep(backbone, batch);
+  const spread = (ms: number, min: number, max: number) => `${ms.toFixed(0)} ms (${min.toFixed(0)}–${max.toFixed(0)})`;
   const row = [
     `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2`,
-    `${s.ms.toFixed(0)} ms`,
+    spread(s.ms, s.min, s.max),
     `${s.imgS.toFixed(0)}`,
-    `${sRss.toFixed(0)} MB`,
-    t ? `${t.ms.toFixed(0)} ms` : 'n/a',
+    `${s.rss.toFixed(0)} MB`,
+    t ? spread(t.ms, t.min_ms, t.max_ms) : 'n/a',
     t ? `${t.img_s.toFixed(0)}` : 'n/a',
     t ? `${t.rss_mb.toFixed(0)} MB` : 'n/a',
     t ? `${(s.imgS / t.img_s).toFixed(2)}×` : 'n/a',

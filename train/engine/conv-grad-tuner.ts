@@ -1,7 +1,8 @@
 /**
  * Chooses the conv weight-gradient formulation per layer shape by measuring each candidate on
- * this machine (ENGINE-NOTES: the best one depends on the shape). Results are cached in the user
- * cache, keyed by shape and thread count, so each shape is measured once.
+ * this machine (ENGINE-NOTES: the best one depends on the shape), among the plans whose scratch
+ * memory fits the network's budget. Results are cached in the user cache, keyed by shape, thread
+ * count and budget, so each shape is measured once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import {
   convGradKey,
   convWeightGrad,
   planApplies,
+  scratchBytes,
   type ConvGradPlan,
   type ConvGradPlanner,
   type ConvGradShape,
@@ -59,6 +61,18 @@ export async function timePlan(s: ConvGradShape, plan: ConvGradPlan, threads: nu
 }
 
 /**
+ * The scratch memory one weight gradient may take: five times the largest convolution input of
+ * the network (float32). The activations kept for the backward pass, about ten such maps in the
+ * convnet and ResNet-18, set a step's memory; a plan that unfolds the largest map nine times over
+ * would double it for a few percent of speed.
+ */
+export function scratchBudget(shapes: Iterable<ConvGradShape>): number {
+  let largest = 0;
+  for (const s of shapes) largest = Math.max(largest, 4 * s.x.reduce((a, b) => a * b, 1));
+  return 5 * largest;
+}
+
+/**
  * Measures every shape the planner met that has no measured plan yet (or takes it from the cache)
  * and records the plans in it; returns true when a plan changed (the caller rebuilds its graph).
  */
@@ -66,16 +80,23 @@ export async function tuneConvGrads(planner: ConvGradPlanner, o: { threads: numb
   const cache = readCache();
   let changed = false;
   let measured = 0;
+  const budget = scratchBudget(planner.seen.values());
   for (const [key, shape] of planner.seen) {
-    const ck = `${key}_t${o.threads}`;
+    const ck = `${key}_t${o.threads}_m${Math.round(budget / 2 ** 20)}`;
     let plan: ConvGradPlan = cache[ck];
     if (!plan) {
-      const candidates = CONV_GRAD_PLANS.filter((p) => planApplies(p, shape));
+      const applicable = CONV_GRAD_PLANS.filter((p) => planApplies(p, shape));
+      const lean = applicable.filter((p) => scratchBytes(p, shape) <= budget);
+      // Where every plan is over the budget, the leanest one.
+      const candidates = lean.length ? lean : [applicable.reduce((a, b) => (scratchBytes(b, shape) < scratchBytes(a, shape) ? b : a))];
       // One at a time: concurrent runs would measure each other.
-      let best = Infinity;
-      for (const p of candidates) {
-        const t = await timePlan(shape, p, o.threads);
-        if (t < best) [best, plan] = [t, p];
+      plan = candidates[0];
+      if (candidates.length > 1) {
+        let best = Infinity;
+        for (const p of candidates) {
+          const t = await timePlan(shape, p, o.threads);
+          if (t < best) [best, plan] = [t, p];
+        }
       }
       cache[ck] = plan!;
       measured++;

@@ -30,7 +30,8 @@ export class Program {
 
   static async compile(g: Graph, o: SessionOptions & { model?: ModelMsg } = {}): Promise<Program> {
     const model = o.model ?? g.toModel();
-    const { session, provider } = await createSession(encodeModel(model), o);
+    // Training graphs keep many large activations: no memory pattern (session.ts says why).
+    const { session, provider } = await createSession(encodeModel(model), { memPattern: false, ...o });
     const inputs = new Map(g.usedInputs().map((t) => [t.name, t]));
     return new Program(
       session,

@@ -6,8 +6,8 @@ import { Graph } from '../../../train/engine/graph.js';
 import { conv } from '../../../train/engine/ops.js';
 import { grad } from '../../../train/engine/autodiff.js';
 import { reduceSum } from '../../../train/engine/ops.js';
-import { CONV_GRAD_PLANS, ConvGradPlanner } from '../../../train/engine/conv-grad.js';
-import { tuneConvGrads } from '../../../train/engine/conv-grad-tuner.js';
+import { CONV_GRAD_PLANS, ConvGradPlanner, scratchBytes } from '../../../train/engine/conv-grad.js';
+import { scratchBudget, tuneConvGrads } from '../../../train/engine/conv-grad-tuner.js';
 import { isolatedCache } from '../../helpers.js';
 
 describe('conv weight-gradient tuner', () => {
@@ -29,6 +29,11 @@ describe('conv weight-gradient tuner', () => {
     expect(plans).toHaveLength(2);
     for (const p of plans) expect(CONV_GRAD_PLANS).toContain(p);
     expect([...planner.plans.values()]).toEqual(expect.arrayContaining(plans));
+    // Only plans within the scratch budget (5 × the largest input, 40 kB here) are candidates:
+    // the 3×3 layer's im2col (101 kB) is not, its shifted products (20 kB) are.
+    const budget = scratchBudget(planner.seen.values());
+    expect(budget).toBe(5 * 4 * (4 * 5 * 10 * 10));
+    for (const [key, shape] of planner.seen) expect(scratchBytes(planner.plans.get(key)!, shape)).toBeLessThanOrEqual(budget);
     logs.length = 0;
     expect(await tuneConvGrads(planner, { threads: 1, log: (l) => logs.push(l) })).toBe(false);
     expect(logs).toEqual([]);

@@ -9,7 +9,7 @@ import { checkGradient, type GradCase } from './grad-check.js';
 import * as o from '../../../train/engine/ops.js';
 import { Graph, tensorData, type Tensor } from '../../../train/engine/graph.js';
 import { Program } from '../../../train/engine/program.js';
-import { ConvGradPlanner, type ConvGradPlan } from '../../../train/engine/conv-grad.js';
+import { CONV_GRAD_PLANS, ConvGradPlanner, type ConvGradPlan } from '../../../train/engine/conv-grad.js';
 import type { Rng } from '../../../core/random.js';
 import { Ctx, batchNorm as nnBatchNorm, conv2d, mlp } from '../../../train/engine/nn.js';
 import { ntXent } from '../../../train/losses/nt-xent.js';
@@ -205,7 +205,7 @@ describe('vector-Jacobian rules match central finite differences', () => {
     expect(r.worst).toBeLessThan(c.tol ?? 2e-3);
   });
 
-  const plans: ConvGradPlan[] = ['im2col', 'shifted', 'pointwise', 'correlate', 'flat'];
+  const plans: ConvGradPlan[] = CONV_GRAD_PLANS;
   it.each(plans)('conv weight-gradient plan %s', async (plan) => {
     const env = { convGrads: new ConvGradPlanner(plan) };
     {
@@ -215,6 +215,12 @@ describe('vector-Jacobian rules match central finite differences', () => {
           inputs: { x: [2, 3, 7, 6], w: [4, 3, 3, 3] },
           wrt: ['w'],
           f: ({ x, w }) => o.conv(x, w, null, { strides: [2, 2], pads: [1, 0, 1, 1] }),
+        },
+        {
+          name: `${plan} 3x3 uneven pads`,
+          inputs: { x: [2, 3, 6, 5], w: [4, 3, 3, 3] },
+          wrt: ['w'],
+          f: ({ x, w }) => o.conv(x, w, null, { pads: [1, 0, 0, 2] }),
         },
         { name: `${plan} 1x1`, inputs: { x: [2, 4, 5, 3], w: [3, 4, 1, 1] }, wrt: ['w'], f: ({ x, w }) => o.conv(x, w, null) },
         {
