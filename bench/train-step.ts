@@ -97,7 +97,16 @@ console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${th
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
-const header = ['step', 'sslkit (fastest–slowest)', 'views/s', 'peak RSS', 'PyTorch (fastest–slowest)', 'views/s', 'peak RSS', 'sslkit/PyTorch'];
+const header = [
+  'step',
+  'sslkit (fastest–slowest)',
+  'views/s',
+  'peak RSS',
+  'PyTorch (fastest–slowest)',
+  'views/s',
+  'peak RSS',
+  'sslkit/PyTorch',
+];
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 const profiles: string[] = [];
 for (const [backbone, batch] of [
