@@ -14,7 +14,8 @@
  * gets zero columns where a flattened window wraps past the row end), 'cn-im2col' (im2col over
  * channel-major x, [C, N, H, W]: NCHW → CNHW moves whole maps where NCHW → NHWC moves single
  * values, and the taps stack as blocks on the outer axis where NHWC's interleave runs of C
- * values; the fastest plan for most stride-1 3×3 layers, bench/train-step).
+ * values; the tuner picks it for ResNet-18's 3-channel stem, and the scratch budget keeps it off
+ * the wider layers where it would be faster).
  */
 import { defineVjp, type Attrs, type ConvShape, type GradEnv, type Tensor } from './graph.js';
 import { concat, conv, convTranspose, gather, gemm, pad, reduceSum, reshape, slice, transpose, unsqueeze } from './ops.js';
@@ -46,10 +47,12 @@ export function scratchBytes(plan: ConvGradPlan, s: ConvGradShape): number {
   const P = N * OH * OW;
   const padded = N * C * (H + s.pads[0] + s.pads[2]) * (W + s.pads[1] + s.pads[3]);
   const dyT = M * P;
+  // Every tap's slice and their concatenation, in either layout.
+  const im2col = dyT + padded + 2 * taps * C * P;
   const floats = {
     pointwise: dyT + C * P,
-    im2col: dyT + padded + 2 * taps * C * P,
-    'cn-im2col': dyT + padded + 2 * taps * C * P,
+    im2col,
+    'cn-im2col': im2col,
     shifted: dyT + padded + C * P,
     flat: padded + N * C * (W + s.pads[1] + s.pads[3]) + 2 * M * N * OH * (W + s.pads[1] + s.pads[3]) + C * P,
     // x and dy transposed, and ORT's own unfolding: kh·kw columns of N·OH·OW per channel of x.
