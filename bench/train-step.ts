@@ -1,9 +1,12 @@
 /**
  * bench/train-step: one SimCLR training step (forward, backward, AdamW update, one ONNX graph) on
  * the reference convnet (batch 256 × 2 views, 32×32×3) and on ResNet-18 (128 × 2), in views/s and peak
- * RSS, beside the same step in PyTorch (Debian's python3-torch) measured in the same run.
+ * RSS, beside the same step in each PyTorch peer (Debian's python3-torch by default; --python again
+ * for another interpreter, e.g. a virtual environment with the newest torch wheel) measured in the
+ * same run. The ratio column is against the fastest peer of each row.
  *
  *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--convnet-batch 256] [--resnet-batch 128] [--profile]
+ *                               [--python /usr/bin/python3 --python .venv/bin/python]
  *
  * --profile adds, per step, where its time goes: onnxruntime's profiler summed by operator type
  * (train/engine/profile.ts), from a separate profiled session (profiling slows the run it measures).
@@ -26,7 +29,7 @@ const { values: args } = parseArgs({
     'convnet-batch': { type: 'string', default: '256' },
     'resnet-batch': { type: 'string', default: '128' },
     profile: { type: 'boolean', default: false },
-    python: { type: 'string', default: '/usr/bin/python3' },
+    python: { type: 'string', multiple: true, default: ['/usr/bin/python3'] },
   },
 });
 const threads = Number(args.threads);
@@ -65,13 +68,11 @@ async function sslkitStep(backbone: string, batch: number) {
   return { ms, min: timed[0], max: timed.at(-1)!, rss, imgS: (2 * batch) / (ms / 1000), nParams, nodes: g.liveNodes().length, profile };
 }
 
-function torchStep(
-  backbone: string,
-  batch: number,
-): { ms: number; min_ms: number; max_ms: number; img_s: number; rss_mb: number; torch: string } | null {
+type TorchResult = { ms: number; min_ms: number; max_ms: number; img_s: number; rss_mb: number; torch: string };
+function torchStep(python: string, backbone: string, batch: number): TorchResult | null {
   try {
     const out = execFileSync(
-      args.python!,
+      python,
       [
         new URL('./torch_simclr_step.py', import.meta.url).pathname,
         backbone,
@@ -97,15 +98,14 @@ console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${th
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
+const pythons = args.python!;
 const header = [
   'step',
   'sslkit (fastest–slowest)',
   'views/s',
   'peak RSS',
-  'PyTorch (fastest–slowest)',
-  'views/s',
-  'peak RSS',
-  'sslkit/PyTorch',
+  ...pythons.flatMap((p) => [`PyTorch ${torchVersion(p)} (fastest–slowest)`, 'views/s', 'peak RSS']),
+  'sslkit/fastest PyTorch',
 ];
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 const profiles: string[] = [];
@@ -114,20 +114,33 @@ for (const [backbone, batch] of [
   ['resnet18', Number(args['resnet-batch'])],
 ] as const) {
   const s = await sslkitStep(backbone, batch);
-  const t = torchStep(backbone, batch);
+  const peers = pythons.map((p) => torchStep(p, backbone, batch));
   const spread = (ms: number, min: number, max: number) => `${ms.toFixed(0)} ms (${min.toFixed(0)}–${max.toFixed(0)})`;
+  const fastest = Math.max(...peers.map((t) => t?.img_s ?? 0));
   const row = [
     `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2`,
     spread(s.ms, s.min, s.max),
     `${s.imgS.toFixed(0)}`,
     `${s.rss.toFixed(0)} MB`,
-    t ? spread(t.ms, t.min_ms, t.max_ms) : 'n/a',
-    t ? `${t.img_s.toFixed(0)}` : 'n/a',
-    t ? `${t.rss_mb.toFixed(0)} MB` : 'n/a',
-    t ? `${(s.imgS / t.img_s).toFixed(2)}×` : 'n/a',
+    ...peers.flatMap((t) =>
+      t ? [spread(t.ms, t.min_ms, t.max_ms), `${t.img_s.toFixed(0)}`, `${t.rss_mb.toFixed(0)} MB`] : ['n/a', 'n/a', 'n/a'],
+    ),
+    fastest > 0 ? `${(s.imgS / fastest).toFixed(2)}×` : 'n/a',
   ];
   console.log(`| ${row.join(' | ')} |`);
   if (s.profile) profiles.push(`\n## Where ${backbone}'s step goes (onnxruntime profiler, per step)\n\n${s.profile}`);
 }
 for (const p of profiles) console.log(p);
-if (!fs.existsSync(args.python!)) console.log('(PyTorch peer not found: apt-get install python3-torch)');
+for (const p of pythons) if (!fs.existsSync(p)) console.log(`(PyTorch peer ${p} not found: apt-get install python3-torch)`);
+
+/** The torch version an interpreter imports, for the column heading ('?' when it has none). */
+function torchVersion(python: string): string {
+  try {
+    return execFileSync(python, ['-c', 'import torch; print(torch.__version__)'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return '?';
+  }
+}

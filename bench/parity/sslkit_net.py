@@ -4,7 +4,6 @@ between the two sides by name. Used by replay.py and train_torch.py."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision.transforms as T
 
 
 class Block(nn.Module):
@@ -114,6 +113,10 @@ def torch_views(method, size, norm):
     """torchvision's transforms for sslkit's presets: crop 0.2-1 (ratio 3/4-4/3), flip, jitter
     0.4/0.4/0.4/0.1 p 0.8, grey 0.2; BYOL's asymmetric pair adds blur (kernel ~10% of the side,
     sigma 0.1-2; p 1 and 0.1) and solarisation (p 0 and 0.2) as the `byol` preset does."""
+    # Imported here: the step bench (torch_simclr_step.py) needs no torchvision, so it runs on a
+    # torch wheel whose torchvision is missing or built for another variant.
+    import torchvision.transforms as T
+
     def view(blur_p, solarize_p):
         t = [T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
              T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2)]
