@@ -99,15 +99,18 @@ console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
 const pythons = args.python!;
-const header = [
-  'step',
-  'sslkit (fastest–slowest)',
-  'views/s',
-  'peak RSS',
-  ...pythons.flatMap((p) => [`PyTorch ${torchVersion(p)} (fastest–slowest)`, 'views/s', 'peak RSS']),
-  'sslkit/fastest PyTorch',
-];
-console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+// Printed before the first row: each peer's column names the torch version its first run reported.
+const printHeader = (peers: (TorchResult | null)[]) => {
+  const header = [
+    'step',
+    'sslkit (fastest–slowest)',
+    'views/s',
+    'peak RSS',
+    ...peers.flatMap((t) => [`PyTorch ${t?.torch ?? '?'} (fastest–slowest)`, 'views/s', 'peak RSS']),
+    'sslkit/fastest PyTorch',
+  ];
+  console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+};
 const profiles: string[] = [];
 for (const [backbone, batch] of [
   ['convnet', Number(args['convnet-batch'])],
@@ -115,6 +118,7 @@ for (const [backbone, batch] of [
 ] as const) {
   const s = await sslkitStep(backbone, batch);
   const peers = pythons.map((p) => torchStep(p, backbone, batch));
+  if (backbone === 'convnet') printHeader(peers);
   const spread = (ms: number, min: number, max: number) => `${ms.toFixed(0)} ms (${min.toFixed(0)}–${max.toFixed(0)})`;
   const fastest = Math.max(...peers.map((t) => t?.img_s ?? 0));
   const row = [
@@ -132,15 +136,3 @@ for (const [backbone, batch] of [
 }
 for (const p of profiles) console.log(p);
 for (const p of pythons) if (!fs.existsSync(p)) console.log(`(PyTorch peer ${p} not found: apt-get install python3-torch)`);
-
-/** The torch version an interpreter imports, for the column heading ('?' when it has none). */
-function torchVersion(python: string): string {
-  try {
-    return execFileSync(python, ['-c', 'import torch; print(torch.__version__)'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return '?';
-  }
-}
