@@ -1,7 +1,8 @@
-/** The backbone registry: `--backbone convnet | resnet10 | resnet18 | vit`. */
+/** The backbone registry: `--backbone convnet | resnet10 | resnet18 | vit`, and `onnx:FILE` for an imported encoder (`--init`). */
 import { convnet } from './convnet.js';
 import { resnet } from './resnet.js';
 import { vit } from './vit.js';
+import { importedBackbone } from './onnx-import.js';
 import type { Backbone, BackboneOptions } from './types.js';
 import { UserError } from '../../core/errors.js';
 
@@ -12,7 +13,11 @@ export const BACKBONES: Record<string, (o: BackboneOptions) => Backbone> = {
   vit: (o) => vit(o),
 };
 
+/** The backbone name of a run that starts from an ONNX encoder. */
+export const IMPORTED_PREFIX = 'onnx:';
+
 export function makeBackbone(name: string, o: BackboneOptions = {}): Backbone {
+  if (name.startsWith(IMPORTED_PREFIX)) return importedBackbone(name.slice(IMPORTED_PREFIX.length));
   const f = BACKBONES[name];
   if (!f) throw new UserError(`unknown backbone '${name}' (expected one of: ${Object.keys(BACKBONES).join(', ')})`);
   return f(o);

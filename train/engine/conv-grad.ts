@@ -18,7 +18,7 @@
  * the wider layers where it would be faster).
  */
 import { defineVjp, type Attrs, type ConvShape, type GradEnv, type Tensor } from './graph.js';
-import { concat, conv, convTranspose, gather, gemm, pad, reduceSum, reshape, slice, transpose, unsqueeze } from './ops.js';
+import { concat, conv, convTranspose, gather, gemm, mul, pad, reduceSum, reshape, slice, transpose, unsqueeze } from './ops.js';
 import { convTransposeOut } from './shape.js';
 
 export type ConvGradPlan = 'im2col' | 'shifted' | 'pointwise' | 'correlate' | 'flat' | 'cn-im2col';
@@ -149,6 +149,7 @@ export function convWeightGrad(
   choose: (shape: ConvGradShape) => ConvGradPlan = heuristicPlan,
 ): Tensor {
   if (x.rank !== 4) throw new RangeError(`Conv weight gradient: only 2-D convolutions are supported, input is [${x.shape}]`);
+  if (o.group > 1 && x.dims[1] === o.group) return depthwiseWeightGrad(x, dy, wDims, o);
   if (o.group > 1) {
     // Groups are independent convolutions: split channels, solve each, stack the weights.
     const C = x.dims[1] / o.group;
@@ -230,4 +231,33 @@ export function convWeightGrad(
   // 'shifted': one [M, C] product per tap, no column matrix.
   const perTap = taps.map(([i, j]) => unsqueeze(gemm(dyT, reshape(shifted(i, j), [P, C])), [2]));
   return reshape(concat(perTap, 2), [M, C, kh, kw]);
+}
+
+/**
+ * A depthwise convolution's weight gradient (one input channel per group, MobileNet's and
+ * ConvNeXt's 3×3, 5×5 and 7×7 layers): per tap, the shifted input times dy summed over the batch
+ * and positions. Splitting it into one convolution per group, as for other grouped layers, would
+ * emit hundreds of tiny convolutions.
+ */
+function depthwiseWeightGrad(
+  x: Tensor,
+  dy: Tensor,
+  wDims: number[],
+  o: { strides: number[]; pads: number[]; dilations: number[]; group: number },
+): Tensor {
+  const [M, , kh, kw] = wDims;
+  const [N, G] = x.dims;
+  const [, , OH, OW] = dy.dims;
+  const mult = M / G;
+  const [sh, sw] = o.strides;
+  const [dh, dw] = o.dilations;
+  const xp = unsqueeze(pad(x, [0, 0, o.pads[0], o.pads[1], 0, 0, o.pads[2], o.pads[3]]), [2]); // [N, G, 1, Hp, Wp]
+  const dyg = reshape(dy, [N, G, mult, OH, OW]);
+  const taps: Tensor[] = [];
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++) {
+      const shifted = slice(xp, [i * dh, j * dw], [i * dh + (OH - 1) * sh + 1, j * dw + (OW - 1) * sw + 1], [3, 4], [sh, sw]);
+      taps.push(reshape(reduceSum(mul(dyg, shifted), [0, 3, 4]), [M, 1]));
+    }
+  return reshape(concat(taps, 1), [M, 1, kh, kw]);
 }

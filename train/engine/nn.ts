@@ -152,18 +152,37 @@ export function batchNorm(ctx: Ctx, name: string, x: Tensor, o2: { affine?: bool
       : ctx.g.constant(tensorData('float32', [C], new Float32Array(C)), 'bn_zero');
     const runMean = ctx.param('running_mean', [C], init.constant(0), 'buffer');
     const runVar = ctx.param('running_var', [C], init.constant(1), 'buffer');
-    const r = o.batchNorm(x, gamma, beta, runMean, runVar, { training: ctx.training, eps: o2.eps, fused: ctx.o.fusedBatchNorm });
-    if (ctx.training) {
-      // running = (1 − m)·running + m·batch, with the unbiased batch variance, as PyTorch does.
-      const m = ctx.o.bnMomentum ?? 0.1;
-      const n = x.size / C;
-      const mean = o.stopGradient(r.mean!);
-      const unbiased = o.mul(o.stopGradient(r.var!), n / Math.max(n - 1, 1));
-      ctx.bufferUpdates.set(runMean.name, o.add(o.mul(runMean, 1 - m), o.mul(mean, m)));
-      ctx.bufferUpdates.set(runVar.name, o.add(o.mul(runVar, 1 - m), o.mul(unbiased, m)));
-    }
-    return r.y;
+    return batchNormWith(ctx, x, gamma, beta, runMean, runVar, { eps: o2.eps });
   });
+}
+
+/**
+ * BatchNorm with given parameter tensors: batch statistics and running-statistic updates in
+ * training (PyTorch's convention), the running statistics in eval mode. `batchNorm` creates its
+ * parameters; an imported encoder brings its own.
+ */
+export function batchNormWith(
+  ctx: Ctx,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  runMean: Tensor,
+  runVar: Tensor,
+  o2: { eps?: number; momentum?: number } = {},
+): Tensor {
+  const C = x.shape[1] as number;
+  const r = o.batchNorm(x, gamma, beta, runMean, runVar, { training: ctx.training, eps: o2.eps, fused: ctx.o.fusedBatchNorm });
+  if (ctx.training) {
+    // running = (1 − m)·running + m·batch, with the unbiased batch variance, as PyTorch does; the
+    // context's momentum (BN re-estimation) wins over the layer's own.
+    const m = ctx.o.bnMomentum ?? o2.momentum ?? 0.1;
+    const n = x.size / C;
+    const mean = o.stopGradient(r.mean!);
+    const unbiased = o.mul(o.stopGradient(r.var!), n / Math.max(n - 1, 1));
+    ctx.bufferUpdates.set(runMean.name, o.add(o.mul(runMean, 1 - m), o.mul(mean, m)));
+    ctx.bufferUpdates.set(runVar.name, o.add(o.mul(runVar, 1 - m), o.mul(unbiased, m)));
+  }
+  return r.y;
 }
 
 export function layerNorm(ctx: Ctx, name: string, x: Tensor, eps = 1e-6): Tensor {

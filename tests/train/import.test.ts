@@ -1,0 +1,185 @@
+/**
+ * Import fidelity (`sslkit train --init`): torchvision's ResNet-18 and MobileNetV3-Small with
+ * random weights, exported by torch.onnx (Debian's python3-torch), become engine graphs whose
+ * forward pass equals onnxruntime on the original file, whose gradients of a fixed loss with
+ * respect to the input and to every parameter equal PyTorch autograd on the same module (eval and
+ * train mode), and whose SGD step moves the parameters as torch.optim.SGD does.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Graph, tensorData, type Param, type Tensor } from '../../train/engine/graph.js';
+import { Ctx } from '../../train/engine/nn.js';
+import { grad } from '../../train/engine/autodiff.js';
+import { buildUpdate, DEFAULT_OPTIMIZER } from '../../train/engine/optim.js';
+import { Program } from '../../train/engine/program.js';
+import * as o from '../../train/engine/ops.js';
+import { buildImported, readImported } from '../../train/backbones/onnx-import.js';
+import { tmpDir } from '../helpers.js';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = path.resolve(import.meta.dirname, 'torch/import_reference.py');
+const SIZE = 64;
+const BATCH = 4;
+let dir = '';
+let manifest: { models: Record<string, { params: string[]; buffers: string[]; dim: number }> };
+
+const f32 = (file: string) => {
+  const b = fs.readFileSync(path.join(dir, file));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+};
+
+/** ‖a − b‖ / ‖b‖ (or the absolute norm of the difference where b is all zeros). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    n += b[i] ** 2;
+  }
+  return n > 0 ? Math.sqrt(d / n) : Math.sqrt(d);
+}
+
+beforeAll(() => {
+  dir = tmpDir('sslkit-import-');
+  // Debian's python3-torch and python3-torchvision (.ci/run installs them).
+  execFileSync(PYTHON, [SCRIPT, dir, String(SIZE)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+}, 120_000);
+
+/** The imported model on a fixed input in one graph: outputs y and (optionally) gradients of sum(y·r). */
+async function runImported(file: string, training: boolean, withGrads: boolean) {
+  const m = readImported(file);
+  const g = new Graph('train');
+  const ctx = new Ctx(g, { training, fusedBatchNorm: true });
+  const x = g.input('x', [BATCH, 3, SIZE, SIZE]);
+  const y = buildImported(m, ctx, x).features;
+  const out: Record<string, Tensor> = { y };
+  const params = [...g.params].filter(([, p]) => p.role !== 'buffer');
+  if (withGrads) {
+    const r = g.constant(tensorData('float32', y.dims, f32(`${path.basename(file).split('.')[0]}.r.bin`)), 'r');
+    const loss = o.reduceSum(o.mul(y, r));
+    const grads = grad(loss, [x, ...params.map(([, p]) => p.tensor)]);
+    out['grad.input'] = grads[0];
+    params.forEach(([name], i) => (out[`grad.${name}`] = grads[i + 1]));
+  }
+  for (const [name, t] of Object.entries(out)) g.output(t, name);
+  for (const [name, t] of ctx.bufferUpdates) g.output(t, `buffer.${name}`);
+  const prog = await Program.compile(g, { threads: 2 });
+  const feeds: Record<string, Float32Array> = { x: f32('x.bin') };
+  for (const [name, p] of g.params) feeds[name] = p.init.data as Float32Array;
+  try {
+    return { res: await prog.run(feeds), params: params.map(([n]) => n), buffers: [...ctx.bufferUpdates.keys()] };
+  } finally {
+    await prog.release();
+  }
+}
+
+describe('importing torch.onnx encoders into the training engine', () => {
+  for (const model of ['resnet18', 'mobilenet_v3_small']) {
+    for (const form of ['bn', 'folded']) {
+      it(`${model} (${form === 'bn' ? 'BatchNorm kept' : 'BatchNorm folded'}): the imported forward equals onnxruntime on the file`, async () => {
+        const file = path.join(dir, `${model}.${form}.onnx`);
+        const session = await ort.InferenceSession.create(file);
+        const want = (await session.run({ images: new ort.Tensor('float32', f32('x.bin'), [BATCH, 3, SIZE, SIZE]) })).features
+          .data as Float32Array;
+        await session.release();
+        const { res } = await runImported(file, false, false);
+        const got = res.y as Float32Array;
+        const scale = Math.max(...Array.from(want, Math.abs));
+        let worst = 0;
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / scale);
+        expect(worst).toBeLessThan(1e-5);
+        // And PyTorch's own eval-mode output.
+        expect(relErr(got, f32(`${model}.eval.y.bin`))).toBeLessThan(1e-5);
+      }, 60_000);
+    }
+
+    for (const mode of ['eval', 'train'] as const) {
+      it(`${model}, ${mode} mode: gradients for the input and every parameter equal PyTorch autograd`, async () => {
+        const { res, params, buffers } = await runImported(path.join(dir, `${model}.bn.onnx`), mode === 'train', true);
+        const entry = manifest.models[model];
+        expect(params.sort()).toEqual(entry.params.slice().sort());
+        expect(relErr(res.y as Float32Array, f32(`${model}.${mode}.y.bin`))).toBeLessThan(1e-5);
+        const names = ['input', ...params];
+        const got = names.map((n) => res[`grad.${n}`] as Float32Array);
+        const want = names.map((n) => f32(`${model}.${mode}.grad.${n}.bin`));
+        // Some gradients are zero in exact arithmetic (a BN shift followed by a train-mode BN):
+        // both sides are float noise there, so they are held to a tolerance of the largest gradient.
+        const norm = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0));
+        const floor = 1e-6 * Math.max(...want.map(norm));
+        const worst: [string, number][] = names.map((n, i) => [
+          n,
+          norm(want[i]) < floor ? norm(got[i]) / floor / 1e4 : relErr(got[i], want[i]),
+        ]);
+        worst.sort((a, b) => b[1] - a[1]);
+        expect(
+          worst[0][1],
+          `worst: ${worst
+            .slice(0, 8)
+            .map(([n, e]) => `${n} ${e.toExponential(1)}`)
+            .join(', ')}`,
+        ).toBeLessThan(1e-4);
+        if (mode === 'train') {
+          // Running statistics move as PyTorch's do (momentum 0.1, unbiased variance).
+          expect(buffers.sort()).toEqual(entry.buffers.slice().sort());
+          for (const b of buffers)
+            expect(relErr(res[`buffer.${b}`] as Float32Array, f32(`${model}.train.buffer.${b}.bin`)), b).toBeLessThan(1e-5);
+        }
+      }, 120_000);
+    }
+
+    it(`${model}: one SGD step (momentum, weight decay) moves every parameter as torch.optim.SGD does`, async () => {
+      const m = readImported(path.join(dir, `${model}.bn.onnx`));
+      const g = new Graph('train');
+      const ctx = new Ctx(g, { training: true, fusedBatchNorm: true });
+      const x = g.input('x', [BATCH, 3, SIZE, SIZE]);
+      const y = buildImported(m, ctx, x).features;
+      const loss = o.reduceSum(o.mul(y, g.constant(tensorData('float32', y.dims, f32(`${model}.r.bin`)), 'r')));
+      const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer') as [string, Param][];
+      const grads = grad(
+        loss,
+        trainable.map(([, p]) => p.tensor),
+      );
+      const upd = buildUpdate(g, trainable, grads, { ...DEFAULT_OPTIMIZER, name: 'sgd', momentum: 0.9, weightDecay: 1e-4 });
+      for (const [name, next] of upd.params) g.output(next, `next.${name}`);
+      const prog = await Program.compile(g, { threads: 2 });
+      const feeds: Record<string, Float32Array | number> = { x: f32('x.bin'), ...upd.feeds(0, 0.1, 0.1) };
+      for (const [name, p] of g.params) feeds[name] = p.init.data as Float32Array;
+      for (const [name, s] of upd.state) feeds[name] = new Float32Array(s.input.size);
+      const res = await prog.run(feeds);
+      await prog.release();
+      const moves = trainable.map(([name]) => {
+        const before = g.params.get(name)!.init.data as Float32Array;
+        // Compare the moves, not the values: a step is small against the weights.
+        const moved = (a: Float32Array) => Float32Array.from(a, (v, i) => v - before[i]);
+        return [moved(res[`next.${name}`] as Float32Array), moved(f32(`${model}.sgd.${name}.bin`))];
+      });
+      const norm = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0));
+      // As for the gradients: moves that are zero in exact arithmetic are held to the largest move.
+      const floor = 1e-6 * Math.max(...moves.map(([, want]) => norm(want)));
+      let worst = 0;
+      for (const [got, want] of moves) worst = Math.max(worst, norm(want) < floor ? norm(got) / floor / 1e4 : relErr(got, want));
+      expect(worst).toBeLessThan(1e-4);
+    }, 120_000);
+  }
+
+  it('an op without a gradient rule is an error naming the op and the node', async () => {
+    const { encodeModel } = await import('../../core/onnx/onnx-proto.js');
+    const g = new Graph('infer');
+    const x = g.input('images', [1, 3, 8, 8]);
+    g.output(o.relu(x), 'y');
+    const model = g.toModel();
+    model.graph.node[0] = { ...model.graph.node[0], op_type: 'Floor', name: 'my_floor' };
+    const file = path.join(tmpDir(), 'floor.onnx');
+    fs.writeFileSync(file, encodeModel(model));
+    const m = readImported(file);
+    const g2 = new Graph('train');
+    expect(() => buildImported(m, new Ctx(g2, { training: true }), g2.input('x', [1, 3, 8, 8]))).toThrow(
+      /node 'my_floor' \(Floor\): sslkit has no gradient rule for Floor/,
+    );
+  });
+});

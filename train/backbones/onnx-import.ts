@@ -1,0 +1,628 @@
+/**
+ * Any ONNX image encoder as a backbone (`sslkit train --init MODEL.onnx`): its float initialisers
+ * become the run's parameters (named as in the file, starting from the file's values) and its
+ * nodes become the engine's ops, each with its gradient rule. Shape arithmetic (Shape, Gather,
+ * Concat, … on constants, as torch.onnx writes for a dynamic batch) is folded here, for the
+ * concrete input shape of each build. Inference-form BatchNormalization trains as BatchNorm,
+ * starting from the file's running statistics. An op the engine cannot differentiate is an
+ * error naming the op and the node, never a silent wrong gradient.
+ */
+import fs from 'node:fs';
+import { decodeModel, type AttributeMsg, type ModelMsg, type NodeMsg, type TensorMsg } from '../../core/onnx/onnx-proto.js';
+import { readTensor, type TensorValues } from '../../core/onnx/tensor.js';
+import { UserError } from '../../core/errors.js';
+import { Graph, tensorData, type Tensor } from '../engine/graph.js';
+import { batchNormWith, Ctx } from '../engine/nn.js';
+import * as o from '../engine/ops.js';
+import type { Backbone } from './types.js';
+
+/** A value known while importing: an engine tensor, or a constant folded here. */
+type Val = Tensor | TensorValues;
+const isConst = (v: Val): v is TensorValues => !('graph' in v);
+
+export interface ImportedModel {
+  file: string;
+  model: ModelMsg;
+  /** The image input: its name and declared shape (numbers, or names for dynamic axes). */
+  input: { name: string; shape: (number | string)[] };
+  output: { name: string; shape: (number | string)[] };
+  /** Initialisers by name (decoded lazily by the builder). */
+  initializers: Map<string, TensorMsg>;
+  /** The nodes that read each value: op and input position. */
+  consumers: Map<string, { node: NodeMsg; index: number }[]>;
+  opset: number;
+}
+
+const cache = new Map<string, { mtimeMs: number; m: ImportedModel }>();
+
+/** Reads and checks an ONNX encoder once per file version. */
+export function readImported(file: string): ImportedModel {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new UserError(`${file}: no such file (the ONNX encoder to start from)`);
+  }
+  const hit = cache.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs) return hit.m;
+  const model = decodeModel(fs.readFileSync(file), file);
+  const g = model.graph;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  const inputs = g.input.filter((i) => !inits.has(i.name));
+  if (inputs.length !== 1)
+    throw new UserError(
+      `${file}: an image encoder has one input, this model has ${inputs.length} (${inputs.map((i) => i.name).join(', ')})`,
+    );
+  const dims = (vi: (typeof g.input)[number]) =>
+    (vi.type?.tensor_type?.shape?.dim ?? []).map((d, i) =>
+      d.dim_value !== undefined && Number(d.dim_value) > 0 ? Number(d.dim_value) : (d.dim_param ?? `d${i}`),
+    );
+  const input = { name: inputs[0].name, shape: dims(inputs[0]) };
+  if (input.shape.length !== 4)
+    throw new UserError(`${file}: input '${input.name}' is [${input.shape}]; an NCHW image input [N, C, H, W] is expected`);
+  if (typeof input.shape[1] !== 'number') throw new UserError(`${file}: input '${input.name}' has no fixed channel count`);
+  const out = g.output.find((t) => t.name === 'embeddings') ?? g.output[0];
+  if (!out) throw new UserError(`${file}: the model has no output`);
+  const opset = model.opset_import.find((x) => !x.domain || x.domain === 'ai.onnx')?.version ?? 0;
+  for (const n of g.node)
+    if (n.domain && n.domain !== 'ai.onnx')
+      throw new UserError(`${file}: node '${n.name || n.output[0]}' is ${n.domain}.${n.op_type}; only standard ONNX ops can be trained`);
+  const consumers = new Map<string, { node: NodeMsg; index: number }[]>();
+  for (const node of g.node)
+    node.input.forEach((name, index) => name && consumers.set(name, [...(consumers.get(name) ?? []), { node, index }]));
+  const m: ImportedModel = { file, model, input, output: { name: out.name, shape: dims(out) }, initializers: inits, consumers, opset };
+  cache.set(file, { mtimeMs: st.mtimeMs, m });
+  return m;
+}
+
+function attrValue(a: AttributeMsg): unknown {
+  if (a.t) return readTensor(a.t);
+  if (a.floats && a.floats.length) return a.floats;
+  if (a.ints && a.ints.length) return a.ints.map(Number);
+  if (a.s) return new TextDecoder().decode(a.s);
+  if (a.f !== undefined) return a.f;
+  if (a.i !== undefined) return Number(a.i);
+  return undefined;
+}
+
+function attrsOf(n: NodeMsg): Record<string, unknown> {
+  return Object.fromEntries((n.attribute ?? []).map((a) => [a.name, attrValue(a)]));
+}
+
+const numel = (d: number[]) => d.reduce((a, b) => a * b, 1);
+
+/** The ops covered, for the error message. */
+export const IMPORTABLE_OPS = [
+  'Conv',
+  'Gemm',
+  'MatMul',
+  'BatchNormalization',
+  'LayerNormalization',
+  'Relu',
+  'Gelu',
+  'HardSwish',
+  'HardSigmoid',
+  'Sigmoid',
+  'Tanh',
+  'Erf',
+  'Clip',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Sqrt',
+  'Exp',
+  'Log',
+  'Neg',
+  'Abs',
+  'Softmax',
+  'LogSoftmax',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'ReduceMean',
+  'ReduceSum',
+  'Flatten',
+  'Reshape',
+  'Transpose',
+  'Concat',
+  'Slice',
+  'Gather',
+  'Squeeze',
+  'Unsqueeze',
+  'Expand',
+  'Identity',
+  'Dropout',
+  'Constant',
+  'Shape',
+  'Cast',
+  'ConstantOfShape',
+];
+
+/** Float initialisers with more than one value are parameters; single values (GELU's √2, …) stay constants. */
+const isParamInit = (v: TensorValues) => v.dtype === 'float32' && v.data.length > 1;
+
+/**
+ * How a parameter trains, from the first node that reads it (through Identity aliases):
+ * BatchNorm's running statistics are buffers, norm scales and shifts are not decayed, nor is
+ * any vector (biases, layer scales); matrices and kernels are decayed weights.
+ */
+function paramRole(m: ImportedModel, name: string, v: TensorValues): 'weight' | 'bias' | 'norm' | 'buffer' {
+  const use = m.consumers.get(name)?.[0];
+  if (use?.node.op_type === 'Identity') return paramRole(m, use.node.output[0], v);
+  if (use?.node.op_type === 'BatchNormalization') return use.index >= 3 ? 'buffer' : 'norm';
+  if (use?.node.op_type === 'LayerNormalization') return 'norm';
+  return v.dims.length <= 1 ? 'bias' : 'weight';
+}
+
+export interface ImportBuild {
+  features: Tensor;
+  featureMap?: Tensor;
+  /** Parameter names (file initialiser names) read by each node, in the file's order, by node name. */
+  paramsByNode: [string, string[]][];
+}
+
+/** Builds the imported graph on `x` in the engine (`ctx` decides training/eval mode and the values). */
+export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor): ImportBuild {
+  const g = ctx.g;
+  const vals = new Map<string, Val>();
+  const constTensors = new Map<string, Tensor>();
+  const where = (n: NodeMsg) => `${m.file}: node '${n.name || n.output[0]}' (${n.op_type})`;
+  vals.set(m.input.name, x);
+  const paramsByNode: [string, string[]][] = [];
+
+  const initVal = (name: string): TensorValues => readTensor(m.initializers.get(name)!, m.file);
+  const param = (name: string, v: TensorValues): Tensor => ctx.param(name, v.dims, () => Float32Array.from(v.data), paramRole(m, name, v));
+
+  for (const n of m.model.graph.node) {
+    const a = attrsOf(n);
+    const used: string[] = [];
+    // torch.onnx stores equal parameters once and names the others with Identity nodes: each is
+    // still its own parameter (the module's), starting from the shared values.
+    if (n.op_type === 'Identity' && m.initializers.has(n.input[0]) && !vals.has(n.input[0]) && isParamInit(initVal(n.input[0]))) {
+      vals.set(n.output[0], param(n.output[0], initVal(n.input[0])));
+      paramsByNode.push([n.name || n.output[0], [n.output[0]]]);
+      continue;
+    }
+    // Input i as a value: a computed one, a folded constant, or an initialiser.
+    const get = (i: number): Val | null => {
+      const name = n.input[i];
+      if (!name) return null;
+      const v = vals.get(name);
+      if (v) {
+        if (!isConst(v) && ctx.g.params.has(name)) used.push(name);
+        return v;
+      }
+      if (m.initializers.has(name)) {
+        const c = initVal(name);
+        if (!isParamInit(c)) return c;
+        used.push(name);
+        return param(name, c);
+      }
+      throw new UserError(`${where(n)}: input '${name}' is produced by no earlier node (is the graph topologically sorted?)`);
+    };
+    const tensor = (i: number): Tensor => {
+      const v = get(i);
+      if (!v) throw new UserError(`${where(n)}: input ${i} is missing`);
+      if (!isConst(v)) return v;
+      const key = n.input[i];
+      let t = constTensors.get(key);
+      if (!t) {
+        if (v.dtype !== 'float32' && v.dtype !== 'int64') throw new UserError(`${where(n)}: constant '${key}' is ${v.dtype}`);
+        t = g.constant(tensorData(v.dtype, v.dims, v.data), 'imported_const');
+        constTensors.set(key, t);
+      }
+      return t;
+    };
+    const ints = (i: number): number[] | undefined => {
+      const v = get(i);
+      if (!v) return undefined;
+      if (!isConst(v))
+        throw new UserError(`${where(n)}: input ${i} ('${n.input[i]}') must be a constant here, it is computed from the image`);
+      return Array.from(v.data);
+    };
+    const out = (...vs: Val[]) => vs.forEach((v, i) => n.output[i] && vals.set(n.output[i], v));
+
+    const allConst = n.input.every(
+      (nm) => !nm || (vals.has(nm) ? isConst(vals.get(nm)!) : m.initializers.has(nm) && !isParamInit(initVal(nm))),
+    );
+    if (n.op_type !== 'Shape' && allConst && n.op_type in FOLD) {
+      out(
+        FOLD[n.op_type]!(
+          n.input.map((_, i) => get(i) as TensorValues | null),
+          a,
+          where(n),
+        ),
+      );
+      continue;
+    }
+    const rule = RULES[n.op_type];
+    if (!rule)
+      throw new UserError(
+        `${where(n)}: sslkit has no gradient rule for ${n.op_type}, so this model cannot be trained (covered: ${IMPORTABLE_OPS.join(', ')})`,
+      );
+    try {
+      out(...rule({ n, a, get, tensor, ints, ctx, g, where: where(n), opset: m.opset }));
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`${where(n)}: ${(e as Error).message}`, { cause: e });
+    }
+    if (used.length) paramsByNode.push([n.name || n.output[0], used]);
+  }
+  const y = vals.get(m.output.name);
+  if (!y || isConst(y)) throw new UserError(`${m.file}: output '${m.output.name}' does not depend on the input`);
+  if (y.rank === 2) return { features: y, paramsByNode };
+  if (y.rank === 4) {
+    // A feature map, or [N, D, 1, 1]: pooled to [N, D].
+    return { features: o.reshape(o.globalAveragePool(y), [0, -1]), featureMap: y, paramsByNode };
+  }
+  if (y.rank === 3) return { features: o.reshape(o.slice(y, [0], [1], [1]), [0, -1]), paramsByNode }; // the first (CLS) token
+  throw new UserError(`${m.file}: output '${m.output.name}' is [${y.shape}]; [N, D], [N, T, D] or [N, C, H, W] is expected`);
+}
+
+interface RuleCtx {
+  n: NodeMsg;
+  a: Record<string, unknown>;
+  get(i: number): Val | null;
+  tensor(i: number): Tensor;
+  ints(i: number): number[] | undefined;
+  ctx: Ctx;
+  g: Graph;
+  where: string;
+  opset: number;
+}
+
+const unary = (op: string) => (r: RuleCtx) => [r.g.emit(op, [r.tensor(0)])[0]];
+const binary = (f: (x: Tensor, y: Tensor) => Tensor) => (r: RuleCtx) => [f(r.tensor(0), r.tensor(1))];
+const fixedDims = (t: Tensor, where: string) => {
+  const s = t.shape;
+  if (s.some((d) => typeof d !== 'number')) throw new UserError(`${where}: needs the fixed shape of [${s}]`);
+  return s as number[];
+};
+const hardSigmoid = (x: Tensor, alpha: number, beta: number) => o.clip(o.add(o.mul(x, alpha), beta), 0, 1);
+const axesOf = (r: RuleCtx, i: number): number[] | undefined => (r.a.axes as number[] | undefined) ?? r.ints(i);
+
+const RULES: Record<string, (r: RuleCtx) => Val[]> = {
+  Identity: (r) => [r.get(0)!],
+  Dropout: (r) => [r.get(0)!], // inference: the identity
+  Cast: (r) => {
+    const x = r.tensor(0);
+    if (x.dtype === 'float32' && r.a.to === 1) return [x];
+    throw new UserError(`${r.where}: casts of computed values to other types are not trainable`);
+  },
+  Shape: (r) => {
+    const v = r.get(0)!;
+    const dims = isConst(v) ? v.dims : fixedDims(v, r.where);
+    const s = ((r.a.start as number) ?? 0) < 0 ? dims.length + (r.a.start as number) : ((r.a.start as number) ?? 0);
+    const e = r.a.end === undefined ? dims.length : (r.a.end as number) < 0 ? dims.length + (r.a.end as number) : (r.a.end as number);
+    const sl = dims.slice(s, e);
+    return [{ dtype: 'int64', dims: [sl.length], data: Float64Array.from(sl) }];
+  },
+  Relu: unary('Relu'),
+  Sigmoid: unary('Sigmoid'),
+  Tanh: unary('Tanh'),
+  Erf: unary('Erf'),
+  Sqrt: unary('Sqrt'),
+  Exp: unary('Exp'),
+  Log: unary('Log'),
+  Neg: unary('Neg'),
+  Abs: unary('Abs'),
+  Softplus: unary('Softplus'),
+  Add: binary(o.add),
+  Sub: binary(o.sub),
+  Mul: binary(o.mul),
+  Div: binary(o.div),
+  Pow: binary(o.pow),
+  Gelu: (r) => {
+    const x = r.tensor(0);
+    if (r.a.approximate === 'tanh') {
+      const inner = o.mul(o.add(x, o.mul(o.mul(o.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+      return [o.mul(o.mul(x, 0.5), o.add(o.tanh(inner), 1))];
+    }
+    return [o.gelu(x)];
+  },
+  HardSigmoid: (r) => [hardSigmoid(r.tensor(0), (r.a.alpha as number) ?? 0.2, (r.a.beta as number) ?? 0.5)],
+  HardSwish: (r) => {
+    const x = r.tensor(0);
+    return [o.mul(x, hardSigmoid(x, 1 / 6, 0.5))];
+  },
+  Clip: (r) => {
+    const lo = r.opset >= 11 ? r.ints(1)?.[0] : (r.a.min as number | undefined);
+    const hi = r.opset >= 11 ? r.ints(2)?.[0] : (r.a.max as number | undefined);
+    return [o.clip(r.tensor(0), lo, hi)];
+  },
+  Softmax: (r) => [o.softmax(r.tensor(0), (r.a.axis as number) ?? (r.opset >= 13 ? -1 : 1))],
+  LogSoftmax: (r) => [o.logSoftmax(r.tensor(0), (r.a.axis as number) ?? (r.opset >= 13 ? -1 : 1))],
+  MatMul: binary(o.matmul),
+  Gemm: (r) => [
+    o.gemm(r.tensor(0), r.tensor(1), {
+      transA: !!r.a.transA,
+      transB: !!r.a.transB,
+      alpha: r.a.alpha as number | undefined,
+      beta: r.a.beta as number | undefined,
+      c: r.get(2) ? r.tensor(2) : undefined,
+    }),
+  ],
+  Conv: (r) => {
+    const x = r.tensor(0);
+    const w = r.tensor(1);
+    const k = (r.a.kernel_shape as number[]) ?? w.dims.slice(2);
+    const strides = (r.a.strides as number[]) ?? k.map(() => 1);
+    const dilations = (r.a.dilations as number[]) ?? k.map(() => 1);
+    const pads = autoPads(r, fixedDims(x, r.where).slice(2), k, strides, dilations) ?? (r.a.pads as number[]) ?? [...k, ...k].map(() => 0);
+    return [o.conv(x, w, r.get(2) ? r.tensor(2) : null, { strides, pads, dilations, group: (r.a.group as number) ?? 1 })];
+  },
+  MaxPool: (r) => pool(r, 'MaxPool'),
+  AveragePool: (r) => pool(r, 'AveragePool'),
+  GlobalAveragePool: (r) => [o.globalAveragePool(r.tensor(0))],
+  ReduceMean: (r) => reduce(r, o.reduceMean),
+  ReduceSum: (r) => reduce(r, o.reduceSum),
+  Flatten: (r) => {
+    const x = r.tensor(0);
+    const ax = ((r.a.axis as number) ?? 1) < 0 ? x.rank + (r.a.axis as number) : ((r.a.axis as number) ?? 1);
+    if (ax === 1) return [o.reshape(x, [0, -1])];
+    const d = fixedDims(x, r.where);
+    return [o.reshape(x, [numel(d.slice(0, ax)), -1])];
+  },
+  Reshape: (r) => {
+    const x = r.tensor(0);
+    const shape = r.ints(1)!;
+    if (r.a.allowzero) throw new UserError(`${r.where}: Reshape with allowzero=1 is not supported`);
+    return [o.reshape(x, shape)];
+  },
+  Transpose: (r) => {
+    const x = r.tensor(0);
+    return [o.transpose(x, (r.a.perm as number[]) ?? [...Array(x.rank).keys()].reverse())];
+  },
+  Concat: (r) => [
+    o.concat(
+      r.n.input.map((_, i) => r.tensor(i)),
+      r.a.axis as number,
+    ),
+  ],
+  Slice: (r) => {
+    const x = r.tensor(0);
+    const starts = r.opset >= 10 ? r.ints(1)! : (r.a.starts as number[]);
+    const ends = r.opset >= 10 ? r.ints(2)! : (r.a.ends as number[]);
+    const axes = (r.opset >= 10 ? r.ints(3) : (r.a.axes as number[])) ?? starts.map((_, i) => i);
+    const steps = (r.opset >= 10 ? r.ints(4) : undefined) ?? starts.map(() => 1);
+    // int64 extremes (INT64_MAX for "to the end") come through as ±9.2e18: clamp to something exact.
+    const clamp = (v: number) => Math.max(-(2 ** 31), Math.min(2 ** 31, v));
+    return [o.slice(x, starts.map(clamp), ends.map(clamp), axes, steps)];
+  },
+  Gather: (r) => {
+    const x = r.tensor(0);
+    const idx = r.get(1)!;
+    if (!isConst(idx)) throw new UserError(`${r.where}: Gather with computed indices is not trainable`);
+    const ax = ((r.a.axis as number) ?? 0) < 0 ? x.rank + (r.a.axis as number) : ((r.a.axis as number) ?? 0);
+    const size = x.shape[ax] as number;
+    const norm = Float64Array.from(idx.data, (i) => (i < 0 ? i + size : i));
+    const t = r.g.constant(tensorData('int64', idx.dims, norm), 'gather_idx');
+    return [o.gather(x, t, ax)];
+  },
+  Unsqueeze: (r) => [o.unsqueeze(r.tensor(0), axesOf(r, 1)!)],
+  Squeeze: (r) => {
+    const x = r.tensor(0);
+    const d = x.shape;
+    const axes = (axesOf(r, 1) ?? d.map((s, i) => (s === 1 ? i : -1)).filter((i) => i >= 0)).map((ax) => (ax < 0 ? ax + d.length : ax));
+    return [
+      o.reshape(
+        x,
+        d.map((s, i) => (axes.includes(i) ? -2 : typeof s === 'number' ? s : 0)).filter((s) => s !== -2),
+      ),
+    ];
+  },
+  Expand: (r) => {
+    const x = r.tensor(0);
+    const shape = r.ints(1)!;
+    const xs = fixedDims(x, r.where);
+    const rank = Math.max(xs.length, shape.length);
+    const pad = (s: number[]) => [...Array(rank - s.length).fill(1), ...s];
+    const [a, b] = [pad(xs), pad(shape)];
+    return [
+      o.expand(
+        x,
+        a.map((d, i) => (d === 1 ? b[i] : d)),
+      ),
+    ];
+  },
+  BatchNormalization: (r) => {
+    if (r.n.output.length > 1 && r.n.output.slice(1).some(Boolean))
+      throw new UserError(
+        `${r.where}: a training-mode BatchNormalization (exported with training=TRAINING); export the model in eval mode`,
+      );
+    const [x, gamma, beta, mean, variance] = [0, 1, 2, 3, 4].map((i) => r.tensor(i));
+    // ONNX's momentum weighs the running value (PyTorch's 0.1 is written as 0.9).
+    return [
+      batchNormWith(r.ctx, x, gamma, beta, mean, variance, {
+        eps: (r.a.epsilon as number) ?? 1e-5,
+        momentum: 1 - ((r.a.momentum as number) ?? 0.9),
+      }),
+    ];
+  },
+  LayerNormalization: (r) => {
+    const x = r.tensor(0);
+    const gamma = r.tensor(1);
+    const beta = r.get(2) ? r.tensor(2) : o.mul(gamma, 0);
+    return [o.layerNorm(x, gamma, beta, { axis: (r.a.axis as number) ?? -1, eps: (r.a.epsilon as number) ?? 1e-5 })];
+  },
+};
+
+function autoPads(r: RuleCtx, size: number[], k: number[], s: number[], d: number[]): number[] | undefined {
+  const mode = (r.a.auto_pad as string | undefined) ?? 'NOTSET';
+  if (mode === 'NOTSET') return undefined;
+  if (mode === 'VALID') return [...k, ...k].map(() => 0);
+  // SAME_UPPER / SAME_LOWER: output = ceil(in / stride); the extra pad goes at the end (upper) or start (lower).
+  const total = size.map((n, i) => Math.max(0, (Math.ceil(n / s[i]) - 1) * s[i] + (k[i] - 1) * d[i] + 1 - n));
+  const lo = total.map((t) => (mode === 'SAME_UPPER' ? Math.floor(t / 2) : Math.ceil(t / 2)));
+  return [...lo, ...total.map((t, i) => t - lo[i])];
+}
+
+function pool(r: RuleCtx, op: 'MaxPool' | 'AveragePool'): Val[] {
+  const x = r.tensor(0);
+  const k = r.a.kernel_shape as number[];
+  if (r.a.ceil_mode) throw new UserError(`${r.where}: ${op} with ceil_mode=1 is not supported`);
+  if (((r.a.dilations as number[]) ?? []).some((v) => v !== 1)) throw new UserError(`${r.where}: dilated ${op} is not supported`);
+  if (r.n.output.length > 1 && r.n.output[1]) throw new UserError(`${r.where}: ${op}'s Indices output is not supported`);
+  const strides = (r.a.strides as number[]) ?? k.map(() => 1);
+  const pads =
+    autoPads(
+      r,
+      fixedDims(x, r.where).slice(2),
+      k,
+      strides,
+      k.map(() => 1),
+    ) ??
+    (r.a.pads as number[]) ??
+    [...k, ...k].map(() => 0);
+  if (op === 'MaxPool') return [o.maxPool(x, k, { strides, pads })];
+  return [o.averagePool(x, k, { strides, pads, countIncludePad: !!r.a.count_include_pad })];
+}
+
+function reduce(r: RuleCtx, f: (x: Tensor, axes?: number[], keep?: boolean) => Tensor): Val[] {
+  const x = r.tensor(0);
+  const axes = axesOf(r, 1);
+  const keep = (r.a.keepdims as number | undefined) ?? 1;
+  if (!axes || axes.length === 0) {
+    if (r.a.noop_with_empty_axes) return [x];
+    return [f(x, [...Array(x.rank).keys()], !!keep)];
+  }
+  return [f(x, axes, !!keep)];
+}
+
+// ---------------------------------------------------------------- constant folding (shape arithmetic)
+
+type Fold = (ins: (TensorValues | null)[], a: Record<string, unknown>, where: string) => TensorValues;
+const fromNumbers = (dtype: TensorValues['dtype'], dims: number[], v: ArrayLike<number>): TensorValues => ({
+  dtype,
+  dims,
+  data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v),
+});
+
+function elementwise(f: (x: number, y: number) => number, intDiv = false): Fold {
+  return ([x, y], _a, where) => {
+    const [p, q] = [x!, y!];
+    const n = Math.max(p.data.length, q.data.length);
+    if (p.data.length !== n && p.data.length !== 1) throw new UserError(`${where}: cannot fold shapes [${p.dims}] and [${q.dims}]`);
+    if (q.data.length !== n && q.data.length !== 1) throw new UserError(`${where}: cannot fold shapes [${p.dims}] and [${q.dims}]`);
+    const dims = p.data.length >= q.data.length ? p.dims : q.dims;
+    const isInt = p.dtype !== 'float32';
+    return fromNumbers(
+      p.dtype,
+      dims,
+      Array.from({ length: n }, (_, i) => {
+        const v = f(p.data[p.data.length === 1 ? 0 : i], q.data[q.data.length === 1 ? 0 : i]);
+        return isInt && intDiv ? Math.trunc(v) : v;
+      }),
+    );
+  };
+}
+
+const FOLD: Record<string, Fold> = {
+  Identity: ([x]) => x!,
+  Constant: (_ins, a, where) => {
+    if (a.value) return a.value as TensorValues;
+    if (a.value_float !== undefined) return fromNumbers('float32', [], [a.value_float as number]);
+    if (a.value_floats) return fromNumbers('float32', [(a.value_floats as number[]).length], a.value_floats as number[]);
+    if (a.value_int !== undefined) return fromNumbers('int64', [], [a.value_int as number]);
+    if (a.value_ints) return fromNumbers('int64', [(a.value_ints as number[]).length], a.value_ints as number[]);
+    throw new UserError(`${where}: Constant without a value sslkit reads`);
+  },
+  Cast: ([x], a) => fromNumbers(a.to === 1 || a.to === 11 ? 'float32' : 'int64', x!.dims, x!.data),
+  Add: elementwise((p, q) => p + q),
+  Sub: elementwise((p, q) => p - q),
+  Mul: elementwise((p, q) => p * q),
+  Div: elementwise((p, q) => p / q, true),
+  Sqrt: ([x]) => fromNumbers(x!.dtype, x!.dims, Array.from(x!.data, Math.sqrt)),
+  Gather: ([x, idx], a) => {
+    const ax = (a.axis as number) ?? 0;
+    const d = x!.dims;
+    const axis = ax < 0 ? ax + d.length : ax;
+    const outer = d.slice(0, axis).reduce((p, q) => p * q, 1);
+    const inner = d.slice(axis + 1).reduce((p, q) => p * q, 1);
+    const out: number[] = [];
+    for (let b = 0; b < outer; b++)
+      for (const i0 of idx!.data) {
+        const i = i0 < 0 ? i0 + d[axis] : i0;
+        for (let k = 0; k < inner; k++) out.push(x!.data[(b * d[axis] + i) * inner + k]);
+      }
+    return fromNumbers(x!.dtype, [...d.slice(0, axis), ...idx!.dims, ...d.slice(axis + 1)], out);
+  },
+  Unsqueeze: ([x, axesIn], a) => {
+    const axes = (a.axes as number[]) ?? Array.from(axesIn!.data);
+    const dims = x!.dims.slice();
+    const r = dims.length + axes.length;
+    for (const ax of axes.map((v) => (v < 0 ? v + r : v)).sort((p, q) => p - q)) dims.splice(ax, 0, 1);
+    return { ...x!, dims };
+  },
+  Squeeze: ([x, axesIn], a) => {
+    const axes = (
+      (a.axes as number[]) ?? (axesIn ? Array.from(axesIn.data) : x!.dims.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0))
+    ).map((v) => (v < 0 ? v + x!.dims.length : v));
+    return { ...x!, dims: x!.dims.filter((_, i) => !axes.includes(i)) };
+  },
+  Concat: (ins) => {
+    const parts = ins.filter((t): t is TensorValues => !!t);
+    const data = parts.flatMap((t) => Array.from(t.data));
+    return fromNumbers(parts[0].dtype, [data.length], data);
+  },
+  Slice: ([x, st, en, ax, sp], _a, where) => {
+    if (x!.dims.length !== 1) throw new UserError(`${where}: folding a Slice of a [${x!.dims}] constant is not supported`);
+    if (ax && ax.data[0] !== 0 && ax.data[0] !== -1) throw new UserError(`${where}: bad Slice axis`);
+    const n = x!.data.length;
+    const step = sp ? sp.data[0] : 1;
+    const norm = (v: number, hi: number) => Math.min(Math.max(v < 0 ? v + n : v, step > 0 ? 0 : -1), hi);
+    const s = norm(st!.data[0], step > 0 ? n : n - 1);
+    const e = norm(en!.data[0], step > 0 ? n : n - 1);
+    const out: number[] = [];
+    for (let i = s; step > 0 ? i < e : i > e; i += step) out.push(x!.data[i]);
+    return fromNumbers(x!.dtype, [out.length], out);
+  },
+  ConstantOfShape: ([shape], a) => {
+    const v = (a.value as TensorValues | undefined) ?? fromNumbers('float32', [1], [0]);
+    const dims = Array.from(shape!.data);
+    return fromNumbers(v.dtype, dims, new Array(dims.reduce((p, q) => p * q, 1)).fill(v.data[0]));
+  },
+  Reshape: ([x, shape]) => {
+    const want = Array.from(shape!.data).map((d, i) => (d === 0 ? x!.dims[i] : d));
+    const known = want.filter((d) => d !== -1).reduce((p, q) => p * q, 1);
+    return { ...x!, dims: want.map((d) => (d === -1 ? x!.data.length / known : d)) };
+  },
+  Equal: elementwise((p, q) => Number(p === q)),
+};
+
+/** A backbone over an imported ONNX encoder (the `onnx:FILE` backbone name). */
+export function importedBackbone(file: string): Backbone {
+  const m = readImported(file);
+  let dim: number | undefined;
+  return {
+    name: `onnx:${file}`,
+    get dim() {
+      if (dim === undefined) dim = probeDim(m);
+      return dim;
+    },
+    build: (ctx, x) => {
+      const r = buildImported(m, ctx, x);
+      return { features: r.features, featureMap: r.featureMap };
+    },
+  };
+}
+
+/** The embedding size: from the declared output, else by building the graph once for one image. */
+function probeDim(m: ImportedModel): number {
+  const s = m.output.shape;
+  if (s.length === 2 && typeof s[1] === 'number') return s[1];
+  if (s.length === 4 && typeof s[1] === 'number') return s[1];
+  return importedParamsByNode(m).dim;
+}
+
+/** Builds once (eval mode, one image at the declared size or `size`): the parameters each node reads, and the embedding size. */
+export function importedParamsByNode(m: ImportedModel, size = 64): { dim: number; paramsByNode: [string, string[]][] } {
+  const g = new Graph('infer');
+  const ctx = new Ctx(g, { training: false });
+  const [, c, h, w] = m.input.shape;
+  const x = g.input('probe', [1, c as number, typeof h === 'number' ? h : size, typeof w === 'number' ? w : size]);
+  const r = buildImported(m, ctx, x);
+  return { dim: r.features.dims[1], paramsByNode: r.paramsByNode };
+}
