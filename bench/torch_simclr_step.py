@@ -15,6 +15,13 @@ torch.manual_seed(0)
 
 
 def net(name):
+    if name.startswith('tv-resnet'):
+        # torchvision's ImageNet ResNet, sslkit's tv-resnet18/50.
+        import torchvision
+        m = getattr(torchvision.models, name[3:])()
+        dim = m.fc.in_features
+        m.fc = nn.Identity()
+        return m, dim
     if name == 'convnet':
         widths, blocks, stem = [32, 64, 128], [1, 1, 1], 32
     else:

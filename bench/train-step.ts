@@ -6,7 +6,10 @@
  * same run. The ratio column is against the fastest peer of each row.
  *
  *   npx tsx bench/train-step.ts [--threads 2] [--steps 8] [--convnet-batch 256] [--resnet-batch 128] [--profile]
- *                               [--python /usr/bin/python3 --python .venv/bin/python]
+ *                               [--python /usr/bin/python3 --python .venv/bin/python] [--photo]
+ *
+ * --photo adds the photo-sized steps of issue 31 (torchvision's ImageNet ResNet-18 and ResNet-50,
+ * sslkit's tv-resnet18/50, at 96 and 224 pixels) and skips neither of the 32-pixel rows.
  *
  * --profile adds, per step, where its time goes: onnxruntime's profiler summed by operator type
  * (train/engine/profile.ts), from a separate profiled session (profiling slows the run it measures).
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
     'resnet-batch': { type: 'string', default: '128' },
     profile: { type: 'boolean', default: false },
     python: { type: 'string', multiple: true, default: ['/usr/bin/python3'] },
+    photo: { type: 'boolean', default: false },
   },
 });
 const threads = Number(args.threads);
@@ -37,11 +41,11 @@ const steps = Number(args.steps);
 // The process's peak so far: the convnet runs first, so ResNet-18's figure is its own (larger) peak.
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 
-async function sslkitStep(backbone: string, batch: number) {
+async function sslkitStep(backbone: string, batch: number, size: number) {
   const convGrads = new ConvGradPlanner();
-  buildSimclrStep({ backbone, batch, channels: 3, size: 32, convGrads });
+  buildSimclrStep({ backbone, batch, channels: 3, size, convGrads });
   await tuneConvGrads(convGrads, { threads, log: (l) => console.error(`  ${l}`) });
-  const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size: 32, convGrads });
+  const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size, convGrads });
   const prog = await Program.compile(g, { device: 'cpu', threads });
   const times: number[] = [];
   for (let i = 0; i < steps + 2; i++) {
@@ -69,7 +73,7 @@ async function sslkitStep(backbone: string, batch: number) {
 }
 
 type TorchResult = { ms: number; min_ms: number; max_ms: number; img_s: number; rss_mb: number; torch: string };
-function torchStep(python: string, backbone: string, batch: number): TorchResult | null {
+function torchStep(python: string, backbone: string, batch: number, size: number): TorchResult | null {
   try {
     const out = execFileSync(
       python,
@@ -77,7 +81,7 @@ function torchStep(python: string, backbone: string, batch: number): TorchResult
         new URL('./torch_simclr_step.py', import.meta.url).pathname,
         backbone,
         String(batch),
-        '32',
+        String(size),
         '3',
         String(threads),
         String(steps),
@@ -94,7 +98,7 @@ function torchStep(python: string, backbone: string, batch: number): TorchResult
   }
 }
 
-console.log(`# bench/train-step — SimCLR step, 32×32×3, 2 views, AdamW, ${threads} threads, median of ${steps} steps`);
+console.log(`# bench/train-step — SimCLR step, 2 views, AdamW, ${threads} threads, median of ${steps} steps`);
 console.log(
   `# machine: ${(await import('node:os')).cpus()[0].model}, ${(await import('node:os')).cpus().length} cores; ${new Date().toISOString()}`,
 );
@@ -112,17 +116,19 @@ const printHeader = (peers: (TorchResult | null)[]) => {
   console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 };
 const profiles: string[] = [];
-for (const [backbone, batch] of [
-  ['convnet', Number(args['convnet-batch'])],
-  ['resnet18', Number(args['resnet-batch'])],
-] as const) {
-  const s = await sslkitStep(backbone, batch);
-  const peers = pythons.map((p) => torchStep(p, backbone, batch));
+const rows: [string, number, number][] = [
+  ['convnet', Number(args['convnet-batch']), 32],
+  ['resnet18', Number(args['resnet-batch']), 32],
+];
+if (args.photo) rows.push(['tv-resnet18', 32, 96], ['tv-resnet50', 16, 96], ['tv-resnet18', 8, 224], ['tv-resnet50', 4, 224]);
+for (const [backbone, batch, size] of rows) {
+  const s = await sslkitStep(backbone, batch, size);
+  const peers = pythons.map((p) => torchStep(p, backbone, batch, size));
   if (backbone === 'convnet') printHeader(peers);
   const spread = (ms: number, min: number, max: number) => `${ms.toFixed(0)} ms (${min.toFixed(0)}–${max.toFixed(0)})`;
   const fastest = Math.max(...peers.map((t) => t?.img_s ?? 0));
   const row = [
-    `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2`,
+    `${backbone} (${(s.nParams / 1e6).toFixed(2)}M params) × ${batch}×2 at ${size}²`,
     spread(s.ms, s.min, s.max),
     `${s.imgS.toFixed(0)}`,
     `${s.rss.toFixed(0)} MB`,

@@ -46,6 +46,11 @@ interface TrainFlags {
   out?: string;
   resume?: string;
   teacher?: string;
+  init?: string;
+  preprocessing?: string;
+  initLrScale: number;
+  freeze?: string;
+  imageSize?: number;
 }
 
 export function trainCommand(): Command {
@@ -74,6 +79,18 @@ export function trainCommand(): Command {
     .option('--clip-grad-norm <x>', 'clip the global gradient norm (0 = off)', floatOption('--clip-grad-norm'), 0)
     .addOption(new Option('--augment <preset>', "augmentation preset (default: the method's)").choices(AUGMENT_PRESETS))
     .option('--crop-min-scale <x>', 'smallest random-resized-crop area fraction', floatOption('--crop-min-scale', 0.01), 0.2)
+    .option(
+      '--init <model.onnx>',
+      'start from this ONNX image encoder (torch.onnx, sslkit export, …): its graph and weights become the backbone',
+    )
+    .option('--preprocessing <file.json>', "--init model's preprocessing where its metadata has none (default: ImageNet's mean and std)")
+    .option('--init-lr-scale <x>', "the imported encoder's learning rate as a share of the heads'", floatOption('--init-lr-scale', 0), 1)
+    .option('--freeze <node>', "don't train the imported parameters read by the nodes up to this one (`sslkit inspect` lists them)")
+    .option(
+      '--image-size <n>',
+      "train at n×n pixels (default: the --init model's input size, else a folder's first image's shorter side up to 96)",
+      intOption('--image-size', 8),
+    )
     .option('--teacher <model.onnx>', 'frozen ONNX encoder for distill and bownet (one exported here, or a foreign one)')
     .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
     .option('--limit <n>', 'train on n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
@@ -109,6 +126,8 @@ export function trainCommand(): Command {
               `only ${[...RESUMABLE_KEYS].map(flagOf).join(', ')} and --no-tune can. Start a new run with --out to change the others`,
           );
       }
+      if (f.init && cmd.getOptionValueSource('backbone') === 'cli')
+        throw new UserError('--backbone and --init exclude each other: the --init model is the backbone');
       const input: TrainConfig = TrainConfigSchema.parse({
         ...(base ?? {}),
         method: base?.method ?? f.method,
@@ -140,6 +159,11 @@ export function trainCommand(): Command {
         maxSteps: f.maxSteps,
         tuneConv: f.tune,
         teacher: base?.teacher ?? f.teacher,
+        init: base?.init ?? f.init,
+        preprocessing: base?.preprocessing ?? f.preprocessing,
+        initLrScale: base?.initLrScale ?? f.initLrScale,
+        freeze: base?.freeze ?? f.freeze,
+        imageSize: base?.imageSize ?? f.imageSize,
         out,
       });
       getMethod(input.method);
@@ -158,7 +182,7 @@ export function trainCommand(): Command {
           r.knnTop1 === null
             ? ''
             : `, kNN top-1 ${(100 * r.knnTop1).toFixed(2)}%` +
-              (r.initialKnnTop1 !== null ? ` (random init ${(100 * r.initialKnnTop1).toFixed(2)}%)` : '');
+              (r.initialKnnTop1 !== null ? ` (${input.init ? 'start' : 'random init'} ${(100 * r.initialKnnTop1).toFixed(2)}%)` : '');
         process.stdout.write(
           `${r.stopped === 'done' ? 'done' : r.stopped}: step ${r.position.step}, loss ${r.finalLoss.toFixed(4)}${knn}; run in ${r.runDir}\n`,
         );

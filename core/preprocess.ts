@@ -71,3 +71,21 @@ export function edgeColour(s: ImageSet, max = 2000): number[] {
   });
   return s.c === 1 ? [median[0], median[0], median[0]] : median.slice(0, 3);
 }
+
+/**
+ * The set at `size`×`size` and `channels` (cover and centre crop, grey replicated or RGB to luma),
+ * still as uint8: a data set stored at another size than the run trains at (28-pixel
+ * Fashion-MNIST for a 64-pixel imported encoder). Returns the set itself when nothing changes.
+ */
+export function fitImageSet(s: ImageSet, size: number, channels: number): ImageSet {
+  if (s.h === size && s.w === size && s.c === channels) return s;
+  const per = channels * size * size;
+  const pixels = new Uint8Array(new SharedArrayBuffer(s.n * per));
+  for (let i = 0; i < s.n; i++) {
+    let img = fromUint8(s.pixels, i, s.c, s.h, s.w);
+    if (img.h !== size || img.w !== size) img = cropResize(img, coverBox(img.h, img.w, size, size), size, size);
+    img = matchChannels(img, channels);
+    for (let q = 0; q < per; q++) pixels[i * per + q] = Math.round(Math.min(1, Math.max(0, img.data[q])) * 255);
+  }
+  return { ...s, c: channels, h: size, w: size, pixels };
+}

@@ -5,6 +5,8 @@
  * /usr/share/datasets (Debian's dataset packages). The decoded images are cached as one compact
  * file per split, keyed by the source files' paths, sizes and times, so later runs start in seconds.
  */
+import { checkDecodedSize } from '../core/memory.js';
+import { fitImageSet } from '../core/preprocess.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,8 +32,9 @@ export const EMBEDDED_DIR = path.resolve(import.meta.dirname, '../datasets/fashi
 
 export interface DatasetOptions {
   dataDir?: string;
-  /** Folder datasets: output size and channels; skip or fail on corrupt images. */
+  /** Output size and channels (every data set); folders: the largest default size, and skip or fail on corrupt images. */
   size?: number;
+  maxSize?: number;
   channels?: 1 | 3;
   strict?: boolean;
   /** Folder datasets: the RGB colour transparent images are composited on (default white). */
@@ -163,7 +166,21 @@ function notFound(kind: string, dataDir?: string): UserError {
  */
 const inSplit = (s: ImageSet, split: Split): ImageSet => (s.sources ? { ...s, sources: s.sources.map((p) => path.join(split, p)) } : s);
 
+/**
+ * A split of a data set. With `size` or `channels`, images come at that size and channel count:
+ * folders decode straight to it (shrink-on-load); stored sets (IDX, CIFAR-10) are resampled
+ * after loading (cover and centre crop), refused first where the result would not fit in memory.
+ */
 export async function loadDataset(spec: string, split: Split, o: DatasetOptions = {}): Promise<ImageSet> {
+  const set = await loadNative(spec, split, o);
+  if ((o.size === undefined || o.size === set.h) && (o.channels === undefined || o.channels === set.c)) return set;
+  const size = o.size ?? set.h;
+  const channels = o.channels ?? set.c;
+  checkDecodedSize(`${spec} (${split})`, set.n, channels, size);
+  return fitImageSet(set, size, channels);
+}
+
+async function loadNative(spec: string, split: Split, o: DatasetOptions): Promise<ImageSet> {
   const ds = parseDatasetName(spec);
   if (ds.kind === 'folder') {
     // A user's folder changes between runs, so it is decoded each time (sharp: ~2k images/s).

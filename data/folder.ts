@@ -1,8 +1,11 @@
 /**
  * Any folder of JPEG/PNG/WebP images. Images in sub-folders are labelled by the first-level folder
  * name; a folder with images only at its top level is unlabelled. Every image is decoded with
- * sharp and resized (cover, centred) to one size. A corrupt or truncated image is skipped with a
- * count and the first names in a warning, or is fatal with `strict`.
+ * sharp, turned upright by its EXIF orientation and resized (cover, centred) to one size; JPEG and
+ * WebP shrink while decoding (libvips' shrink-on-load), so a 4000×3000 photo never exists in
+ * memory at full size. A set that would not fit in memory decoded is refused before decoding. A
+ * corrupt or truncated image is skipped with a count and the first names in a warning, or is
+ * fatal with `strict`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -11,12 +14,14 @@ import sharp from 'sharp';
 import { UserError } from '../core/errors.js';
 import type { ImageSet } from '../core/image-set.js';
 import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
+import { checkDecodedSize, formatBytes } from '../core/memory.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 export interface FolderOptions {
-  /** Output size (square); default: the first image's size. */
+  /** Output size (square); default: the first image's shorter side, at most `maxSize`. */
   size?: number;
+  maxSize?: number;
   /** 3 (RGB) or 1 (greyscale). */
   channels?: 1 | 3;
   strict?: boolean;
@@ -48,23 +53,36 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
   const classes = labelled ? [...new Set(entries.map((e) => e.cls!))].sort() : [];
   const channels = o.channels ?? 3;
   const bg = o.background ?? DEFAULT_BACKGROUND;
+  // What the decoded set takes goes to the caller's log; a library caller without one is not written to.
+  const log = o.log ?? (() => {});
   let size = o.size;
   const bad: string[] = [];
+  // The size, from the first image whose header reads (no pixels are decoded for it).
+  for (let i = 0; size === undefined && i < entries.length; i++) {
+    try {
+      const m = await sharp(entries[i].file).metadata();
+      // Orientations 5-8 swap width and height; the shorter side is the same either way.
+      const side = Math.min(m.width ?? 0, m.height ?? 0);
+      if (side > 0) size = Math.min(side, o.maxSize ?? Infinity);
+    } catch {
+      // an unreadable first file: the next one decides, and this one is reported below
+    }
+  }
+  if (size === undefined) throw new UserError(`${root}: none of the ${entries.length} images could be read`);
+  const bytes = checkDecodedSize(root, entries.length, channels, size);
+  log(`${root}: decoding ${entries.length} images at ${channels}×${size}×${size} (${formatBytes(bytes)} in memory)`);
   const decoded: (Uint8Array | null)[] = new Array(entries.length).fill(null);
   const decode = async (i: number): Promise<void> => {
     try {
-      let img = sharp(entries[i].file, { failOn: 'truncated' });
-      if (size === undefined) {
-        const m = await img.metadata();
-        size = Math.min(m.width ?? 32, m.height ?? 32);
-        img = sharp(entries[i].file, { failOn: 'truncated' });
-      }
-      img = img.flatten({ background: { r: bg[0], g: bg[1], b: bg[2] } }).resize(size, size, { fit: 'cover' });
+      let img = sharp(entries[i].file, { failOn: 'truncated' })
+        .rotate()
+        .flatten({ background: { r: bg[0], g: bg[1], b: bg[2] } })
+        .resize(size, size, { fit: 'cover' });
       img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
       if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels`);
       // HWC → CHW
-      const hw = size * size;
+      const hw = size! * size!;
       const chw = new Uint8Array(channels * hw);
       for (let p = 0; p < hw; p++) for (let c = 0; c < channels; c++) chw[c * hw + p] = data[p * channels + c];
       decoded[i] = chw;
@@ -72,11 +90,9 @@ export async function loadImageFolder(root: string, o: FolderOptions = {}): Prom
       bad.push(`${entries[i].file} (${(e as Error).message.split('\n')[0]})`);
     }
   };
-  // The first decode fixes the size; the rest run in parallel chunks on sharp's thread pool.
-  let next = 0;
-  while (size === undefined && next < entries.length) await decode(next++);
+  // Parallel chunks on sharp's thread pool.
   const CHUNK = 64;
-  for (let s = next; s < entries.length; s += CHUNK) {
+  for (let s = 0; s < entries.length; s += CHUNK) {
     await Promise.all(Array.from({ length: Math.min(CHUNK, entries.length - s) }, (_, k) => decode(s + k)));
     o.onProgress?.(Math.min(s + CHUNK, entries.length), entries.length);
   }

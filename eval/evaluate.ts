@@ -79,6 +79,8 @@ export interface EvalEncoder {
   testFraction?: number;
   /** The run folder (for its training curves). */
   run?: string;
+  /** The square size and channels images are loaded at (a run's, or a cover-cropping model's input). */
+  input?: { size: number; channels: 1 | 3 };
   release: () => Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export async function runEncoder(run: string, values: Map<string, Float32Array>,
     dataDir: cfg.dataDir,
     testFraction: cfg.testFraction,
     run,
+    input: { size: cfg.resolved.imageSize, channels: cfg.resolved.channels as 1 | 3 },
     embed: async (s) => ({ x: await emb.embed(plainImages(s, mean, std), s.n), dim: emb.dim }),
     release: () => emb.release(),
   };
@@ -106,7 +109,10 @@ async function encoderFor(target: string, o: EvalOptions): Promise<EvalEncoder> 
     pooling: o.pooling,
     log: o.log,
   });
+  const p = enc.preprocessing;
   return {
+    // A folder decodes straight to the model's size (never a photo's full size); the crop is the model's own.
+    input: p.resize === 'cover-center-crop' && p.height === p.width ? { size: p.height, channels: p.channels as 1 | 3 } : undefined,
     embed: async (s) => {
       const out = new Float32Array(s.n * enc.dim);
       for (let i = 0; i < s.n; i += 512) {
@@ -137,8 +143,11 @@ export async function evaluateEncoder(target: string, enc: EvalEncoder, o: EvalO
   let te: { x: Float32Array; dim: number };
   try {
     const testFraction = o.testFraction ?? (data === enc.data ? enc.testFraction : undefined);
-    train = sampleSet(await loadDataset(data, 'train', { dataDir, testFraction, log }), o.trainLimit);
-    test = sampleSet(await loadDataset(data, 'test', { dataDir, testFraction, log: () => {} }), o.testLimit);
+    // A run's images come at its size (any data set); a model's folder images at its input size, while
+    // stored sets keep theirs and are resampled in float by the model's preprocessing.
+    const input = enc.input && (enc.run || data.startsWith('folder:')) ? { size: enc.input.size, channels: enc.input.channels } : {};
+    train = sampleSet(await loadDataset(data, 'train', { dataDir, testFraction, log, ...input }), o.trainLimit);
+    test = sampleSet(await loadDataset(data, 'test', { dataDir, testFraction, log: () => {}, ...input }), o.testLimit);
     if (!train.labels || !test.labels) throw new UserError(`${data}: evaluation needs labels (a folder of class sub-folders)`);
     log(`embedding ${train.n} train and ${test.n} test images`);
     tr = await enc.embed(train);

@@ -19,6 +19,11 @@ import { edgeColour } from '../core/preprocess.js';
 import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
 import { foldBatchNorm, halfPrecisionWeights } from './model-transforms.js';
 import { setOpset } from './opset.js';
+import { IMPORTED_PREFIX } from '../train/backbones/index.js';
+import { readImported } from '../train/backbones/onnx-import.js';
+import { initCopy, prepareInit } from '../train/init.js';
+import { UserError } from '../core/errors.js';
+import { readTensor } from '../core/onnx/tensor.js';
 
 export interface ExportOptions {
   out: string;
@@ -83,13 +88,28 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     normalize: !!o.normalize,
     featureMap: !!o.featureMap,
   };
-  const { g } = buildEncoderGraph(spec, values, 'N');
-  const embeddingDim = g.outputs[0].shape[1] as number;
-  const opset = o.opset ?? 17;
   const r = cfg.resolved;
+  const imported = cfg.backbone.startsWith(IMPORTED_PREFIX);
+  if (imported && (head !== 'backbone' || o.normalize || o.featureMap))
+    throw new UserError(
+      `${runDir} started from an ONNX encoder (--init): its export is that graph with the trained weights; --head projector, --normalize and --feature-map are not available for it`,
+    );
+  const { g } = buildEncoderGraph(spec, values, imported ? 1 : 'N');
+  const embeddingDim = g.outputs[0].shape[1] as number;
+  // An imported encoder keeps its own opset unless one is asked for.
+  const start = imported
+    ? await prepareInit({ ...cfg, init: cfg.init ?? initCopy(runDir), imageSize: r.imageSize }, runDir, () => {})
+    : null;
+  const opset = o.opset ?? (start ? readImported(start.file).opset : 17);
   const knn = checkpointKnn(runDir, position.step);
   // The run's images: the export check embeds some, and their edges give the background colour.
-  const dataOpts = { dataDir: o.dataDir ?? cfg.dataDir, testFraction: cfg.testFraction };
+  const dataOpts = {
+    dataDir: o.dataDir ?? cfg.dataDir,
+    testFraction: cfg.testFraction,
+    size: r.imageSize,
+    channels: r.channels as 1 | 3,
+    log: () => {},
+  };
   const test = await loadDataset(cfg.data, 'test', dataOpts)
     .catch(() => loadDataset(cfg.data, 'train', dataOpts))
     .catch(() => null);
@@ -103,15 +123,15 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     head,
     normalized: String(!!o.normalize),
     embedding_dim: String(embeddingDim),
-    input_name: 'pixel_values',
-    output_name: 'embeddings',
+    input_name: start ? readImported(start.file).input.name : 'pixel_values',
+    output_name: start ? readImported(start.file).output.name : 'embeddings',
     layout: 'NCHW',
     input_channels: String(r.channels),
     input_height: String(r.imageSize),
     input_width: String(r.imageSize),
-    pixel_scale: String(1 / 255),
-    mean: JSON.stringify(r.augment.mean),
-    std: JSON.stringify(r.augment.std),
+    pixel_scale: String(start ? start.preprocessing.pixelScale : 1 / 255),
+    mean: JSON.stringify(start ? start.preprocessing.mean : r.augment.mean),
+    std: JSON.stringify(start ? start.preprocessing.std : r.augment.std),
     resize: `resize to cover ${r.imageSize}x${r.imageSize} (shorter side), centre crop`,
     background: test
       ? `transparent pixels composited on rgb(${background.join(', ')}), the median colour of the training data's image edges`
@@ -121,9 +141,9 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
       channels: r.channels,
       height: r.imageSize,
       width: r.imageSize,
-      pixel_scale: 1 / 255,
-      mean: r.augment.mean,
-      std: r.augment.std,
+      pixel_scale: start ? start.preprocessing.pixelScale : 1 / 255,
+      mean: start ? start.preprocessing.mean : r.augment.mean,
+      std: start ? start.preprocessing.std : r.augment.std,
       resize: 'cover-center-crop',
       background,
     }),
@@ -135,13 +155,18 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   };
   if (g.outputs.some((t) => t.name === 'attention'))
     metadata.attention_output = "attention: [N, heads, patches], the CLS token's last-block self-attention";
-  let model: ModelMsg = g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' });
+  if (start) metadata.init = `${cfg.init ?? 'an ONNX encoder'}, trained on with ${cfg.method}`;
+  let model: ModelMsg = start
+    ? withTrainedWeights(readImported(start.file).model, values)
+    : g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' });
   let folded = 0;
   if (o.fold ?? true) ({ model, folded } = foldBatchNorm(model));
   metadata.batchnorm_folded = String(folded);
   model = setOpset(model, opset);
   if (o.fp16) model = halfPrecisionWeights(model);
-  model.metadata_props = Object.entries(metadata).map(([key, value]) => ({ key, value }));
+  // An imported encoder keeps its own metadata beside sslkit's (sslkit's wins on the same key).
+  const own = (model.metadata_props ?? []).filter((e) => !(e.key in metadata));
+  model.metadata_props = [...own, ...Object.entries(metadata).map(([key, value]) => ({ key, value }))];
   const bytes = encodeModel(model);
   writeFileAtomic(path.resolve(o.out), [bytes]);
 
@@ -176,9 +201,9 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     ]) {
       if (e <= s) continue;
       const out = await session.run({
-        pixel_values: new ort.Tensor('float32', images.slice(s * per, e * per), [e - s, r.channels, r.imageSize, r.imageSize]),
+        [metadata.input_name]: new ort.Tensor('float32', images.slice(s * per, e * per), [e - s, r.channels, r.imageSize, r.imageSize]),
       });
-      const got = out.embeddings.data as Float32Array;
+      const got = pooled(out[metadata.output_name]);
       for (let i = 0; i < got.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i] - want[s * embeddingDim + i]));
     }
   } finally {
@@ -205,4 +230,52 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     );
   }
   return report;
+}
+
+/**
+ * The imported encoder's own graph with the run's values in its initialisers: same input, output,
+ * opset and nodes, so it drops into whatever served the original. Parameters that torch.onnx
+ * named through Identity nodes (equal values stored once) become initialisers of their own.
+ */
+function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): ModelMsg {
+  const f32 = (name: string, dims: number[], data: Float32Array) => ({
+    name,
+    dims,
+    data_type: 1,
+    raw_data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+  const graph = original.graph;
+  const initializer = graph.initializer.map((t) => {
+    const v = values.get(t.name);
+    if (!v) return t;
+    if (v.length !== readTensor(t).data.length) throw new TypeError(`initialiser '${t.name}': the run holds ${v.length} values`);
+    return f32(t.name, t.dims, v);
+  });
+  const dimsOf = new Map(graph.initializer.map((t) => [t.name, t.dims]));
+  const node = graph.node.filter((n) => {
+    if (n.op_type !== 'Identity' || !values.has(n.output[0]) || !dimsOf.has(n.input[0])) return true;
+    initializer.push(f32(n.output[0], dimsOf.get(n.input[0])!, values.get(n.output[0])!));
+    return false;
+  });
+  return { ...original, graph: { ...graph, node, initializer } };
+}
+
+/** An encoder's output as [N, D]: [N, D, 1, 1] or a feature map averaged over its positions, a token sequence's first token. */
+function pooled(t: ort.Tensor): Float32Array {
+  const d = t.dims.map(Number);
+  const x = t.data as Float32Array;
+  if (d.length === 2) return x;
+  if (d.length === 3) {
+    const out = new Float32Array(d[0] * d[2]);
+    for (let n = 0; n < d[0]; n++) out.set(x.subarray(n * d[1] * d[2], n * d[1] * d[2] + d[2]), n * d[2]);
+    return out;
+  }
+  const hw = d[2] * d[3];
+  const out = new Float32Array(d[0] * d[1]);
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let p = 0; p < hw; p++) s += x[i * hw + p];
+    out[i] = s / hw;
+  }
+  return out;
 }

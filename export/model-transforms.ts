@@ -5,12 +5,11 @@
  */
 import { DataType, type ModelMsg, type NodeMsg, type TensorMsg } from '../core/onnx/onnx-proto.js';
 import { toHalf } from './fp16.js';
+import { readTensor } from '../core/onnx/tensor.js';
 
 export function floatData(t: TensorMsg): Float32Array | null {
   if (t.data_type !== DataType.float32) return null;
-  if (t.raw_data && t.raw_data.length) return new Float32Array(t.raw_data.slice().buffer);
-  if (t.float_data) return Float32Array.from(t.float_data);
-  return null;
+  return readTensor(t).data as Float32Array;
 }
 
 const f32Tensor = (name: string, dims: number[], data: Float32Array): TensorMsg => ({

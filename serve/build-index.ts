@@ -9,7 +9,7 @@ import { sampleIndices, subset, type ImageSet } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
 import { centreRows, meanRow, normalizeRows } from '../core/vectors.js';
 import { OnnxEncoder, type OnnxEncoderOptions } from '../core/runtime/onnx-encoder.js';
-import { backgroundOf } from '../core/gallery-format.js';
+import { backgroundOf, type Preprocessing } from '../core/gallery-format.js';
 import { preprocessImages } from '../core/preprocess.js';
 import { saveIndex, type IndexData, type IndexItem } from './index-file.js';
 import { exportGallery } from './gallery.js';
@@ -38,10 +38,18 @@ export interface BuildIndexOptions extends OnnxEncoderOptions {
 }
 
 /** The data set's images to index (all, or a `--limit` sample), their ids, and `shard`'s share of them. */
-async function selectImages(o: BuildIndexOptions, background: number[]) {
+async function selectImages(o: BuildIndexOptions, p: Preprocessing) {
   // A plain folder (no train/ and test/) is indexed whole: nothing is held out of a gallery.
   // Transparent images are composited on the model's background, as the service does with queries.
-  const all = await loadDataset(o.data, o.split ?? 'test', { dataDir: o.dataDir, testFraction: 0, log: o.log, background });
+  // A folder decodes straight to a cover-cropping model's input size: photos never load at full size.
+  const atModelSize = o.data.startsWith('folder:') && p.resize === 'cover-center-crop' && p.height === p.width;
+  const all = await loadDataset(o.data, o.split ?? 'test', {
+    dataDir: o.dataDir,
+    testFraction: 0,
+    log: o.log,
+    background: backgroundOf(p),
+    ...(atModelSize ? { size: p.height, channels: p.channels as 1 | 3 } : {}),
+  });
   // --limit: a seeded, class-stratified sample; items keep their data set position as id.
   let positions = o.limit && o.limit < all.n ? sampleIndices(all.labels, all.n, o.limit) : Int32Array.from({ length: all.n }, (_, i) => i);
   // A shard takes every N-th image of the selection: N jobs split it whatever its order.
@@ -75,7 +83,7 @@ const defaultClusters = (o: BuildIndexOptions, classes: number, n: number) =>
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
   if (o.shard) throw new UserError('--shard fills a PostgreSQL index (--out postgres://…); an index file is written by one job');
   const enc = await OnnxEncoder.load(modelFile, o);
-  const { set, items, classes } = await selectImages(o, backgroundOf(enc.preprocessing));
+  const { set, items, classes } = await selectImages(o, enc.preprocessing);
   let vectors: Float32Array;
   try {
     vectors = await embedAll(enc, set, o);
@@ -130,7 +138,7 @@ export interface PostgresIndexSummary {
 export async function buildPostgresIndex(modelFile: string, url: string, o: BuildIndexOptions): Promise<PostgresIndexSummary> {
   if (o.gallery && o.shard) throw new UserError('--gallery needs every image in one job: run it without --shard');
   const enc = await OnnxEncoder.load(modelFile, o);
-  const { set, items, classes } = await selectImages(o, backgroundOf(enc.preprocessing));
+  const { set, items, classes } = await selectImages(o, enc.preprocessing);
   let store: PostgresStore | null = null;
   try {
     // Hashed once: the identity a new table is made with is the one an existing table is checked against.

@@ -16,6 +16,7 @@ import { resolveHyperParams, type Method } from './methods/index.js';
 import { AUGMENT_PRESETS, presetViews, type AugmentConfig, type AugmentPreset } from './augment/presets.js';
 import { channelStats } from './augment/views.js';
 import type { EncoderSpec } from './encoder.js';
+import type { InitModel } from './init.js';
 
 export const TrainConfigSchema = z.object({
   method: z.string(),
@@ -62,6 +63,16 @@ export const TrainConfigSchema = z.object({
   tuneConv: z.boolean().default(true),
   /** A frozen ONNX encoder for methods with a static teacher (distill, bownet). */
   teacher: z.string().optional(),
+  /** An ONNX image encoder to start from (its graph becomes the backbone; the run keeps a copy). */
+  init: z.string().optional(),
+  /** The starting encoder's preprocessing where its metadata has none: a JSON file. */
+  preprocessing: z.string().optional(),
+  /** The imported encoder's learning rate as a share of the heads' (continued pretraining usually wants less than 1). */
+  initLrScale: z.number().min(0).default(1),
+  /** Train none of the imported parameters read by the nodes up to and including this one (by node name, in the file's order). */
+  freeze: z.string().optional(),
+  /** Square size images are trained at; default: the starting encoder's, else a folder's first image's shorter side up to 96. */
+  imageSize: z.number().int().min(8).max(4096).optional(),
   out: z.string(),
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
@@ -99,9 +110,12 @@ export const RESUMABLE_KEYS = [
 ] as const;
 
 /** Everything a new run derives from its data and method. */
-export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Method): ResolvedConfig {
+export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Method, init?: InitModel): ResolvedConfig {
   const hp = resolveHyperParams(method, input.hp);
-  method.validate?.({ backbone: input.backbone, teacher: input.teacher, hp });
+  const backbone = init?.backbone ?? input.backbone;
+  if (!init && (input.freeze !== undefined || input.initLrScale !== 1))
+    throw new UserError('--freeze and --init-lr-scale apply to an imported encoder: give it with --init MODEL.onnx');
+  method.validate?.({ backbone, teacher: input.teacher, hp });
   const stepsPerEpoch = Math.floor(trainSet.n / input.batchSize);
   if (stepsPerEpoch < 1) throw new UserError(`batch size ${input.batchSize} is larger than the ${trainSet.n} training images`);
   const augment: AugmentConfig = {
@@ -109,10 +123,12 @@ export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Me
       minScale: input.cropMinScale,
       local: method.localCropsParam ? hp[method.localCropsParam] : 0,
     }),
-    ...channelStats(trainSet),
+    // An imported encoder keeps the normalisation it was trained with.
+    ...(init ? { mean: init.mean, std: init.std } : channelStats(trainSet)),
   };
   return {
     ...input,
+    backbone,
     // Absolute, so that eval, export and resume find the data from any working folder.
     dataDir: input.dataDir && path.resolve(input.dataDir),
     resolved: {
@@ -133,7 +149,7 @@ export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Me
       trainImages: trainSet.n,
       stepsPerEpoch,
       totalSteps: stepsPerEpoch * input.epochs,
-      embeddingDim: makeBackbone(input.backbone, { width: input.width }).dim,
+      embeddingDim: makeBackbone(backbone, { width: input.width }).dim,
       sslkitVersion: '0.1.0',
     },
   };

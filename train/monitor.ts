@@ -19,7 +19,13 @@ export interface KnnSets {
 export async function knnSets(cfg: ResolvedConfig, trainSet: ImageSet, log: (l: string) => void): Promise<KnnSets | null> {
   if (cfg.knnMemory <= 0 || cfg.knnQueries <= 0 || !trainSet.labels) return null;
   try {
-    const test = await loadDataset(cfg.data, 'test', { dataDir: cfg.dataDir, testFraction: cfg.testFraction, log: () => {} });
+    const test = await loadDataset(cfg.data, 'test', {
+      dataDir: cfg.dataDir,
+      testFraction: cfg.testFraction,
+      log: () => {},
+      size: cfg.resolved.imageSize,
+      channels: cfg.resolved.channels as 1 | 3,
+    });
     if (!test.labels) return null;
     const sets = { mem: sampleSet(trainSet, cfg.knnMemory), queries: sampleSet(test, cfg.knnQueries) };
     if (sameImageRows(sets.mem.sources, sets.queries.sources))

@@ -56,7 +56,8 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
       datasetSize: r.trainImages,
       teacherDim,
     });
-    const trainable = [...g.params].filter(([, p]) => p.role !== 'buffer' && p.role !== 'teacher') as [string, Param][];
+    const frozen = new Set(cfg.freeze ? (backbone.imported?.parametersUpTo(cfg.freeze) ?? []) : []);
+    const trainable = [...g.params].filter(([n, p]) => p.role !== 'buffer' && p.role !== 'teacher' && !frozen.has(n)) as [string, Param][];
     const grads = grad(
       loss,
       trainable.map(([, p]) => p.tensor),
@@ -64,7 +65,15 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
       { convGrads },
     );
     const fixed = method.fixedLrParams?.(r.hp) ?? [];
-    const upd = buildUpdate(g, trainable, grads, r.optimizer, (n) => fixed.some((prefix) => n.startsWith(prefix)));
+    const imported = new Set(cfg.initLrScale !== 1 ? (backbone.imported?.parameters() ?? []) : []);
+    const upd = buildUpdate(
+      g,
+      trainable,
+      grads,
+      r.optimizer,
+      (n) => fixed.some((prefix) => n.startsWith(prefix)),
+      (n) => (imported.has(n) ? cfg.initLrScale : 1),
+    );
     g.output(loss, 'loss');
     g.output(upd.gradNorm, 'grad_norm');
     g.output(o.stopGradient(monitor), 'monitor');
@@ -78,6 +87,8 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
     for (const [name, s] of upd.state) carry(name, s.next, s.input.dims);
     // Buffers the graph reads but never rewrites (DeepCluster's prototypes, set between epochs) are state too.
     for (const [name, p] of g.params) if (p.role === 'buffer' && !stateShapes.has(name)) stateShapes.set(name, p.tensor.dims);
+    // So are frozen parameters (--freeze): fed each step, never moved.
+    for (const name of frozen) if (g.params.has(name)) stateShapes.set(name, g.params.get(name)!.tensor.dims);
     let teacherFeeds = (_step: number): Record<string, number> => ({});
     if ([...g.params.values()].some((p) => p.role === 'teacher')) {
       const base = method.teacherMomentum?.(r.hp);

@@ -20,6 +20,7 @@ import type { Position } from './checkpoint.js';
 import { encoderSpec, resolveConfig, resumeConfig, type ResolvedConfig, type TrainConfig } from './config.js';
 import { hasCheckpoint, loadRunState, metricsWriter, readRunConfig, saveRunState, writeRunConfig } from './run.js';
 import { buildStep } from './step.js';
+import { DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
 import { batchNormCalibrator, collapseWarning, knnCheck, knnSets } from './monitor.js';
 
 export interface TrainHooks {
@@ -49,7 +50,19 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const runDir = path.resolve(input.out);
   const saved = resumeFrom ? readRunConfig(resumeFrom) : null;
   const data = saved ?? input;
-  let trainSet = await loadDataset(data.data, 'train', { dataDir: input.dataDir ?? data.dataDir, testFraction: data.testFraction, log });
+  if (!saved && hasCheckpoint(runDir))
+    throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
+  // A run that starts from an ONNX encoder trains at its input size, channels and normalisation.
+  const init = data.init ? await prepareInit({ ...data, init: data.init }, runDir, log) : undefined;
+  let trainSet = await loadDataset(data.data, 'train', {
+    dataDir: input.dataDir ?? data.dataDir,
+    testFraction: data.testFraction,
+    log,
+    // A resumed run reads its images at the size it trains at; a new one at the encoder's, the flag's or a folder's default.
+    size: saved?.resolved.imageSize ?? init?.imageSize ?? data.imageSize,
+    channels: (saved?.resolved.channels ?? init?.channels) as 1 | 3 | undefined,
+    maxSize: DEFAULT_IMAGE_SIZE,
+  });
   // A seeded, class-stratified sample (seed 0 whatever the run's seed: eval's --train-limit N picks the same images).
   trainSet = sampleSet(trainSet, data.limit);
   if (trainSet.h !== trainSet.w) throw new UserError(`${data.data}: images are ${trainSet.h}×${trainSet.w}; square images are expected`);
@@ -61,9 +74,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
       log(`run extended to ${cfg.epochs} epochs`);
     }
   } else {
-    if (hasCheckpoint(runDir))
-      throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
-    cfg = resolveConfig(input, trainSet, getMethod(input.method));
+    cfg = resolveConfig(input, trainSet, getMethod(input.method), init);
     fs.mkdirSync(runDir, { recursive: true });
     writeRunConfig(runDir, cfg);
   }
@@ -93,7 +104,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     const k = await knnCheck(cfg, await recalibrate(params()), sets);
     initialKnn = k.top1;
     writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, feature_std: k.collapse });
-    log(`random init: kNN top-1 ${(100 * k.top1).toFixed(2)}%`);
+    log(`${cfg.init ? `starting encoder (${cfg.init})` : 'random init'}: kNN top-1 ${(100 * k.top1).toFixed(2)}%`);
   }
 
   const runtime = method.runtime

@@ -13,9 +13,19 @@ import { sampleSet } from '../../core/image-set.js';
 import { loadDataset } from '../../data/datasets.js';
 import { channelStats } from '../../train/augment/views.js';
 
-export async function dumpParityData(o: { data: string; dataDir?: string; limit?: number; testLimit?: number; out: string }) {
-  const train = sampleSet(await loadDataset(o.data, 'train', { dataDir: o.dataDir }), o.limit);
-  const test = sampleSet(await loadDataset(o.data, 'test', { dataDir: o.dataDir }), o.testLimit);
+export async function dumpParityData(o: {
+  data: string;
+  dataDir?: string;
+  limit?: number;
+  testLimit?: number;
+  out: string;
+  /** Resample to this size and channel count, as a run at that size reads the set (--image-size, --init). */
+  size?: number;
+  channels?: 1 | 3;
+}) {
+  const at = { dataDir: o.dataDir, size: o.size, channels: o.channels };
+  const train = sampleSet(await loadDataset(o.data, 'train', at), o.limit);
+  const test = sampleSet(await loadDataset(o.data, 'test', at), o.testLimit);
   fs.mkdirSync(o.out, { recursive: true });
   for (const [name, s] of [
     ['train', train],

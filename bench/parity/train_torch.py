@@ -29,6 +29,10 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--hidden", type=int, default=256)
 ap.add_argument("--out-dim", type=int, default=128)
+# Continued pretraining (bench/continue.ts): start from a torchvision ResNet-18 state_dict
+# (pretrain_torch.py), normalise as it was trained (ImageNet's mean and std), write the result.
+ap.add_argument("--resnet18-state")
+ap.add_argument("--export-onnx")
 a = ap.parse_args()
 torch.manual_seed(a.seed)
 np.random.seed(a.seed)
@@ -45,7 +49,7 @@ def load(split):
 
 xtr, ytr = load("train")
 xte, yte = load("test")
-norm = T.Normalize(meta["mean"], meta["std"])
+norm = T.Normalize(*(([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if a.resnet18_state else (meta["mean"], meta["std"])))
 
 
 views = torch_views(a.method, H, norm)
@@ -70,8 +74,15 @@ def mlp(dims, last_bn=False):
     return nn.Sequential(*layers)
 
 
-backbone = ConvNet(C)
-if a.init == "kaiming-fan-out":
+if a.resnet18_state:
+    import torchvision
+    backbone = torchvision.models.resnet18()
+    backbone.fc = nn.Identity()
+    backbone.load_state_dict(torch.load(a.resnet18_state))
+    backbone.dim = 512
+else:
+    backbone = ConvNet(C)
+if a.init == "kaiming-fan-out" and not a.resnet18_state:
     for m in backbone.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -134,19 +145,25 @@ def knn():
 
 
 @torch.no_grad()
-def precise_bn():
+def reestimate_bn():
     """sslkit's evaluation convention: BatchNorm statistics re-estimated on plain training images
     (a strided 2048, batches of 256, averaged), instead of the running ones from augmented batches."""
-    import copy
-    saved = copy.deepcopy(backbone.state_dict())
-    bns = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches
+    for m in backbone.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
     backbone.train()
     idx = np.linspace(0, len(xtr) - 1, 2048).astype(int)
     for s in range(0, 2048, 256):
         backbone(norm(torch.from_numpy(xtr[idx[s : s + 256]]).float() / 255))
+
+
+@torch.no_grad()
+def precise_bn():
+    """kNN with reestimate_bn()'s statistics; the model keeps its own."""
+    import copy
+    saved = copy.deepcopy(backbone.state_dict())
+    reestimate_bn()
     r = knn()
     backbone.load_state_dict(saved)
     return r
@@ -186,5 +203,16 @@ for epoch in range(a.epochs):
         step += 1
     print(json.dumps({"epoch": epoch + 1, "loss_mean": float(np.mean(losses[-len(loader):])), "time_s": time.time() - te}), flush=True)
 r = knn()
-print(json.dumps({"final": True, "method": a.method, "epochs": a.epochs, **r, "precise_bn": precise_bn(), "train_s": time.time() - t0, "views_s": 2 * a.batch * step / (time.time() - t0),
+r["precise_bn"] = precise_bn()
+if a.export_onnx:
+    # As trained (running BatchNorm statistics), and with sslkit's convention (statistics
+    # re-estimated on plain training images) beside it as X.precise-bn.onnx.
+    def export(file):
+        backbone.eval()
+        torch.onnx.export(backbone, torch.zeros(1, C, H, W), file, input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=17)
+    export(a.export_onnx)
+    reestimate_bn()
+    export(a.export_onnx.replace(".onnx", ".precise-bn.onnx"))
+print(json.dumps({"final": True, "method": a.method, "epochs": a.epochs, **r, "train_s": time.time() - t0, "views_s": 2 * a.batch * step / (time.time() - t0),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__, "losses": losses}))

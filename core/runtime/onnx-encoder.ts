@@ -51,7 +51,7 @@ export interface OnnxEncoderOptions {
   log?: (line: string) => void;
 }
 
-function readPreprocessingFile(file: string): Partial<Preprocessing> {
+export function readPreprocessingFile(file: string): Partial<Preprocessing> {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));

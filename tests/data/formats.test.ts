@@ -88,8 +88,11 @@ describe('image folders', () => {
   });
 
   it('labels by sub-folder, resizes to one size, skips broken files with a warning naming them', async () => {
-    const warnings: string[] = [];
-    const s = await loadImageFolder(root, { size: 8, log: (l) => warnings.push(l) });
+    const lines: string[] = [];
+    const s = await loadImageFolder(root, { size: 8, log: (l) => lines.push(l) });
+    // One line says what the decoded set takes; the rest are warnings.
+    expect(lines[0]).toMatch(/decoding 8 images at 3×8×8 \(1\.5 kB in memory\)/);
+    const warnings = lines.slice(1);
     expect(s.n).toBe(6);
     expect(s.classes).toEqual(['blue', 'red']);
     expect([s.c, s.h, s.w]).toEqual([3, 8, 8]);

@@ -17,14 +17,24 @@ import { buildUpdate, DEFAULT_OPTIMIZER } from '../../train/engine/optim.js';
 import { Program } from '../../train/engine/program.js';
 import * as o from '../../train/engine/ops.js';
 import { buildImported, readImported } from '../../train/backbones/onnx-import.js';
+import { readTensor } from '../../core/onnx/tensor.js';
+import { makeBackbone } from '../../train/backbones/index.js';
+import { Embedder } from '../../train/encoder.js';
 import { tmpDir } from '../helpers.js';
+import { spawnSync } from 'node:child_process';
+import { loadCheckpoint } from '../../train/checkpoint.js';
+import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
+import { inspectModel } from '../../core/onnx/inspect.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.resolve(import.meta.dirname, 'torch/import_reference.py');
 const SIZE = 64;
 const BATCH = 4;
 let dir = '';
-let manifest: { models: Record<string, { params: string[]; buffers: string[]; dim: number }> };
+let manifest: {
+  models: Record<string, { params: string[]; buffers: string[]; dim: number }>;
+  state_dicts: Record<string, Record<string, number[]>>;
+};
 
 const f32 = (file: string) => {
   const b = fs.readFileSync(path.join(dir, file));
@@ -183,3 +193,113 @@ describe('importing torch.onnx encoders into the training engine', () => {
     );
   });
 });
+
+describe("tv-resnet backbones: torchvision's ImageNet ResNets, weight for weight", () => {
+  for (const depth of [18, 50]) {
+    it(`tv-resnet${depth} has torchvision's parameter names and shapes`, () => {
+      const g = new Graph('train');
+      makeBackbone(`tv-resnet${depth}`).build(new Ctx(g, { training: true }), g.input('x', [2, 3, 64, 64]));
+      const ours = Object.fromEntries([...g.params].map(([n, p]) => [n, p.tensor.dims]));
+      expect(ours).toEqual(manifest.state_dicts[`resnet${depth}`]);
+    });
+  }
+
+  it("tv-resnet18 with torchvision's weights computes what torchvision's model does", async () => {
+    const m = readImported(path.join(dir, 'resnet18.bn.onnx'));
+    const values = new Map([...m.initializers.keys()].map((n) => [n, readTensorOf(m, n)]));
+    const emb = await Embedder.create({ backbone: 'tv-resnet18', widthMult: 1, channels: 3, height: SIZE, width: SIZE }, values, {
+      batch: BATCH,
+    });
+    const got = await emb.embed(f32('x.bin'), BATCH);
+    await emb.release();
+    expect(relErr(got, f32('resnet18.eval.y.bin'))).toBeLessThan(1e-5);
+  });
+});
+
+describe('sslkit train --init: continued self-supervised training from a torch.onnx encoder', () => {
+  const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
+  const sslkit = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, ...args], {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, SSLKIT_CACHE: tmpDir() },
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const common = ['--data', 'fashion-mnist-small', '--limit', '128', '--batch-size', '16', '--knn-memory', '0', '--no-tune'];
+
+  it('trains the folded ResNet-18 at its input size, resumes, and exports its own graph with the trained weights', async () => {
+    const init = path.join(dir, 'resnet18.folded.onnx');
+    const out = path.join(tmpDir(), 'run');
+    const first = sslkit('train', '--init', init, ...common, '--epochs', '1', '--max-steps', '3', '--out', out);
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).toMatch(/starting from .*resnet18\.folded\.onnx: 48 nodes, .*512-d output, input 3×64×64/);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(cfg.backbone).toBe(`onnx:${path.join(out, 'init.onnx')}`);
+    expect(cfg.resolved).toMatchObject({ imageSize: 64, channels: 3, embeddingDim: 512 });
+    // ImageNet's normalisation (the model has no metadata), on the 0-1 scale.
+    expect(cfg.resolved.augment.mean).toEqual([0.485, 0.456, 0.406]);
+    const resumed = sslkit('train', '--resume', out);
+    expect(resumed.code, resumed.err).toBe(0);
+    expect(resumed.err).toMatch(/resuming at step 3/);
+    const ck = loadCheckpoint(path.join(out, 'checkpoint.ckpt'));
+    const before = readImported(init);
+    const w0 = Float32Array.from(readTensorOf(before, 'onnx::Conv_190'));
+    const w1 = ck.tensors.get('onnx::Conv_190')!.data;
+    expect(w1.some((v, i) => v !== w0[i])).toBe(true);
+
+    const model = path.join(out, 'model.onnx');
+    const ex = sslkit('export', out, '--out', model);
+    expect(ex.code, ex.err).toBe(0);
+    const info = inspectModel(model);
+    expect(info.inputs.map((t) => [t.name, t.shape])).toEqual([['images', ['batch', 3, 64, 64]]]);
+    expect(info.outputs.map((t) => t.name)).toEqual(['features']);
+    expect(info.metadata).toMatchObject({ method: 'simclr', input_name: 'images', output_name: 'features' });
+    expect(info.metadata.init).toMatch(/resnet18\.folded\.onnx, trained on with simclr/);
+    // Any consumer reads it as it read the original: same input, ImageNet normalisation from the metadata.
+    const enc = await OnnxEncoder.load(model, { log: () => {} });
+    expect(enc.preprocessing).toMatchObject({ height: 64, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    await enc.release();
+  }, 300_000);
+
+  it('--freeze keeps the parameters up to a node; --init-lr-scale and mistakes are checked', () => {
+    const init = path.join(dir, 'resnet18.folded.onnx');
+    const out = path.join(tmpDir(), 'run');
+    const r = sslkit(
+      'train',
+      '--init',
+      init,
+      ...common,
+      '--epochs',
+      '1',
+      '--max-steps',
+      '2',
+      '--freeze',
+      '/layer1/layer1.0/conv1/Conv',
+      '--init-lr-scale',
+      '0.1',
+      '--out',
+      out,
+    );
+    expect(r.code, r.err).toBe(0);
+    const ck = loadCheckpoint(path.join(out, 'checkpoint.ckpt'));
+    // Frozen: the stem and the first block's first conv keep the file's values; the next conv moved.
+    const m = readImported(init);
+    const same = (name: string) => ck.tensors.get(name)!.data.every((v, i) => v === readTensorOf(m, name)[i]);
+    for (const name of ['onnx::Conv_190', 'onnx::Conv_191', 'onnx::Conv_193', 'onnx::Conv_194']) expect(same(name), name).toBe(true);
+    expect(same('onnx::Conv_196')).toBe(false);
+    const bad = sslkit('train', '--init', init, ...common, '--freeze', 'no-such-node', '--out', tmpDir());
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--freeze no-such-node: .* has no node of that name \(the first are \/conv1\/Conv, \/relu\/Relu/);
+    const both = sslkit('train', '--init', init, '--backbone', 'resnet18', ...common, '--out', tmpDir());
+    expect(both.err).toMatch(/--backbone and --init exclude each other/);
+    const missing = sslkit('train', '--init', path.join(dir, 'nope.onnx'), ...common, '--out', tmpDir());
+    expect(missing.err).toMatch(/--init .*nope\.onnx: no such file/);
+    const sized = sslkit('train', '--init', init, '--image-size', '96', ...common, '--out', tmpDir());
+    expect(sized.err).toMatch(/the model's input is fixed at 64×64, so --image-size 96 cannot apply/);
+  }, 300_000);
+});
+
+function readTensorOf(m: ReturnType<typeof readImported>, name: string): Float32Array {
+  return readTensor(m.initializers.get(name)!).data as Float32Array;
+}

@@ -1,8 +1,9 @@
-/** The backbone registry: `--backbone convnet | resnet10 | resnet18 | vit`, and `onnx:FILE` for an imported encoder (`--init`). */
+/** The backbone registry: `--backbone convnet | resnet10 | resnet18 | tv-resnet18/34/50 | vit`, and `onnx:FILE` for an imported encoder (`--init`). */
 import { convnet } from './convnet.js';
 import { resnet } from './resnet.js';
 import { vit } from './vit.js';
 import { importedBackbone } from './onnx-import.js';
+import { tvResnet } from './tv-resnet.js';
 import type { Backbone, BackboneOptions } from './types.js';
 import { UserError } from '../../core/errors.js';
 
@@ -10,6 +11,9 @@ export const BACKBONES: Record<string, (o: BackboneOptions) => Backbone> = {
   convnet: (o) => convnet(o),
   resnet10: (o) => resnet({ ...o, depth: 10 }),
   resnet18: (o) => resnet({ ...o, depth: 18 }),
+  'tv-resnet18': (o) => tvResnet({ ...o, depth: 18 }),
+  'tv-resnet34': (o) => tvResnet({ ...o, depth: 34 }),
+  'tv-resnet50': (o) => tvResnet({ ...o, depth: 50 }),
   vit: (o) => vit(o),
 };
 

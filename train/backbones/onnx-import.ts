@@ -606,6 +606,20 @@ export function importedBackbone(file: string): Backbone {
       const r = buildImported(m, ctx, x);
       return { features: r.features, featureMap: r.featureMap };
     },
+    imported: {
+      parameters: () => importedParamsByNode(m).paramsByNode.flatMap(([, names]) => names),
+      parametersUpTo: (node) => {
+        const byNode = importedParamsByNode(m).paramsByNode;
+        const all = m.model.graph.node.map((n) => n.name || n.output[0]);
+        const at = all.indexOf(node);
+        if (at < 0)
+          throw new UserError(
+            `--freeze ${node}: ${file} has no node of that name (the first are ${all.slice(0, 5).join(', ')}; \`sslkit inspect ${file}\` lists them)`,
+          );
+        const upTo = new Set(all.slice(0, at + 1));
+        return byNode.filter(([n]) => upTo.has(n)).flatMap(([, names]) => names);
+      },
+    },
   };
 }
 

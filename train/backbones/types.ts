@@ -15,6 +15,8 @@ export interface Backbone {
   /** Embedding size for a given input channel count. */
   dim: number;
   build(ctx: Ctx, x: Tensor): BackboneOutput;
+  /** An imported encoder's parameters: all of them, and those read by the nodes up to and including `node`. */
+  imported?: { parameters(): string[]; parametersUpTo(node: string): string[] };
 }
 
 export interface BackboneOptions {

@@ -47,7 +47,8 @@ export interface UpdateGraph {
 
 /**
  * `fixedLr(name)` marks parameters that keep the peak learning rate, fed as `lr_fixed`, instead
- * of the scheduled `lr` (SimSiam's predictor).
+ * of the scheduled `lr` (SimSiam's predictor); `lrScale(name)` multiplies a parameter's rate (an
+ * imported encoder under new heads).
  */
 export function buildUpdate(
   g: Graph,
@@ -55,6 +56,7 @@ export function buildUpdate(
   grads: Tensor[],
   cfg: OptimizerConfig,
   fixedLr: (name: string) => boolean = () => false,
+  lrScale: (name: string) => number = () => 1,
 ): UpdateGraph {
   const scheduled = g.input('lr', []);
   const fixed = params.some(([name]) => fixedLr(name)) ? g.input('lr_fixed', []) : null;
@@ -71,7 +73,8 @@ export function buildUpdate(
   });
   const out: UpdateGraph = { params: new Map(), state: new Map(), gradNorm, feeds };
   params.forEach(([name, prm], i) => {
-    const lr = fixed && fixedLr(name) ? fixed : scheduled;
+    const base = fixed && fixedLr(name) ? fixed : scheduled;
+    const lr = lrScale(name) === 1 ? base : o.mul(base, lrScale(name));
     const p = prm.tensor;
     let d = scale ? o.mul(grads[i], scale) : grads[i];
     const decay = prm.role === 'weight' && cfg.weightDecay > 0;

@@ -9,7 +9,8 @@ in the module), MODEL.folded.onnx (the default eval export: BatchNorm folded int
 as raw little-endian float32: x.bin (the input), r.bin (the loss weights: loss = sum(y * r)),
 MODEL.eval.y.bin / MODEL.train.y.bin and the gradients MODEL.{eval,train}.grad.NAME.bin for the
 input ('input') and every parameter, plus MODEL.sgd.NAME.bin (parameters after one SGD step with
-momentum 0.9, weight decay 1e-4 on weights of rank > 1, lr 0.1, train mode), listed in manifest.json.
+momentum 0.9, weight decay 1e-4 on weights of rank > 1, lr 0.1, train mode), listed in manifest.json
+with the state_dict names and shapes of torchvision's ResNet-18 and ResNet-50.
 """
 import copy
 import json
@@ -105,4 +106,9 @@ for name, make in MODELS.items():
     entry["dim"] = dim
     manifest["models"][name] = entry
 
+# sslkit's tv-resnet backbones name their parameters as torchvision does: the state_dicts to match.
+manifest["state_dicts"] = {
+    name: {k: list(v.shape) for k, v in make().state_dict().items() if "num_batches" not in k and not k.startswith("fc.")}
+    for name, make in [("resnet18", torchvision.models.resnet18), ("resnet50", torchvision.models.resnet50)]
+}
 json.dump(manifest, open(os.path.join(out, "manifest.json"), "w"), indent=1)
