@@ -7,7 +7,8 @@
  *   frozen            the exported file as it is, and with its BatchNorm statistics re-estimated on
  *                     the target's plain images (what every sslkit checkpoint gets; PyTorch, 0 epochs)
  *   sslkit --init     SimCLR from the file with BatchNorm kept (training=PRESERVE export)
- *   sslkit --init     SimCLR from the file with BatchNorm folded into the convolutions (the default export)
+ *   sslkit --init     SimCLR from the file with BatchNorm folded into the convolutions (the default
+ *                     export): trained as it is, and with --insert-batchnorm
  *   sslkit scratch    SimCLR on tv-resnet18 (the same network) from a random start
  *   PyTorch           SimCLR from the same weights with the same recipe (parity/train_torch.py), as
  *                     trained and with sslkit's BatchNorm re-estimation
@@ -44,7 +45,7 @@ const { values: a } = parseArgs({
     python: { type: 'string', default: '/usr/bin/python3' },
     threads: { type: 'string', default: '2' },
     work: { type: 'string', default: path.join(os.tmpdir(), 'sslkit-continue') },
-    rows: { type: 'string', default: 'frozen,bn,folded,scratch,torch' },
+    rows: { type: 'string', default: 'frozen,bn,folded,inserted,scratch,torch' },
   },
 });
 const size = Number(a.size);
@@ -94,7 +95,7 @@ async function score(label: string, model: string, seconds: number | null) {
   console.log(`| ${rows[rows.length - 1].join(' | ')} |`);
 }
 
-async function sslkitRow(label: string, key: string, o: { init?: string; backbone?: string }) {
+async function sslkitRow(label: string, key: string, o: { init?: string; backbone?: string; insertBatchnorm?: boolean }) {
   if (!rowsWanted.has(key)) return;
   const out = path.join(work, `sslkit-${key}`);
   fs.rmSync(out, { recursive: true, force: true });
@@ -131,6 +132,10 @@ async function sslkitRow(label: string, key: string, o: { init?: string; backbon
 if (rowsWanted.has('frozen')) await score('frozen (the imported file)', path.join(pre, 'pretrained.bn.onnx'), null);
 await sslkitRow('sslkit --init, BatchNorm kept', 'bn', { init: path.join(pre, 'pretrained.bn.onnx') });
 await sslkitRow('sslkit --init, BatchNorm folded', 'folded', { init: path.join(pre, 'pretrained.folded.onnx') });
+await sslkitRow('sslkit --init, BatchNorm folded, --insert-batchnorm', 'inserted', {
+  init: path.join(pre, 'pretrained.folded.onnx'),
+  insertBatchnorm: true,
+});
 await sslkitRow('sslkit from scratch (tv-resnet18)', 'scratch', { backbone: 'tv-resnet18' });
 /** PyTorch continuing the same weights for `n` epochs (0: the frozen file, re-exported), both BatchNorm conventions. */
 async function torchRows(n: number, label: string) {

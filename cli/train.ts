@@ -50,6 +50,7 @@ interface TrainFlags {
   preprocessing?: string;
   initLrScale: number;
   freeze?: string;
+  insertBatchnorm?: boolean;
   imageSize?: number;
 }
 
@@ -85,6 +86,10 @@ export function trainCommand(): Command {
     )
     .option('--preprocessing <file.json>', "--init model's preprocessing where its metadata has none (default: ImageNet's mean and std)")
     .option('--init-lr-scale <x>', "the imported encoder's learning rate as a share of the heads'", floatOption('--init-lr-scale', 0), 1)
+    .option(
+      '--insert-batchnorm',
+      '--init model with BatchNorm folded into its convolutions: put one after each, starting as the identity (folded back at export)',
+    )
     .option('--freeze <node>', "don't train the imported parameters read by the nodes up to this one (`sslkit inspect` lists them)")
     .option(
       '--image-size <n>',
@@ -163,6 +168,7 @@ export function trainCommand(): Command {
         preprocessing: base?.preprocessing ?? f.preprocessing,
         initLrScale: base?.initLrScale ?? f.initLrScale,
         freeze: base?.freeze ?? f.freeze,
+        insertBatchnorm: base?.insertBatchnorm ?? f.insertBatchnorm ?? false,
         imageSize: base?.imageSize ?? f.imageSize,
         out,
       });

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { encodeModel, type ModelMsg } from '../core/onnx/onnx-proto.js';
+import { encodeModel, type ModelMsg, type TensorMsg } from '../core/onnx/onnx-proto.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { readRunConfig, runCheckpoint } from '../train/run.js';
 import { encoderSpec } from '../train/config.js';
@@ -19,8 +19,8 @@ import { edgeColour } from '../core/preprocess.js';
 import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
 import { foldBatchNorm, halfPrecisionWeights } from './model-transforms.js';
 import { setOpset } from './opset.js';
-import { IMPORTED_PREFIX } from '../train/backbones/index.js';
-import { readImported } from '../train/backbones/onnx-import.js';
+import { isImported } from '../train/backbones/index.js';
+import { insertedBatchNorm, readImported } from '../train/backbones/onnx-import.js';
 import { initCopy, prepareInit } from '../train/init.js';
 import { UserError } from '../core/errors.js';
 import { readTensor } from '../core/onnx/tensor.js';
@@ -89,7 +89,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     featureMap: !!o.featureMap,
   };
   const r = cfg.resolved;
-  const imported = cfg.backbone.startsWith(IMPORTED_PREFIX);
+  const imported = isImported(cfg.backbone);
   if (imported && (head !== 'backbone' || o.normalize || o.featureMap))
     throw new UserError(
       `${runDir} started from an ONNX encoder (--init): its export is that graph with the trained weights; --head projector, --normalize and --feature-map are not available for it`,
@@ -235,7 +235,8 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
 /**
  * The imported encoder's own graph with the run's values in its initialisers: same input, output,
  * opset and nodes, so it drops into whatever served the original. Parameters that torch.onnx
- * named through Identity nodes (equal values stored once) become initialisers of their own.
+ * named through Identity nodes (equal values stored once) become initialisers of their own, and
+ * a BatchNorm that --insert-batchnorm put after a convolution is folded back into it.
  */
 function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): ModelMsg {
   const f32 = (name: string, dims: number[], data: Float32Array) => ({
@@ -245,19 +246,40 @@ function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array
     raw_data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   });
   const graph = original.graph;
+  const value = (t: TensorMsg) => values.get(t.name) ?? (readTensor(t).data as Float32Array);
   const initializer = graph.initializer.map((t) => {
     const v = values.get(t.name);
     if (!v) return t;
     if (v.length !== readTensor(t).data.length) throw new TypeError(`initialiser '${t.name}': the run holds ${v.length} values`);
     return f32(t.name, t.dims, v);
   });
-  const dimsOf = new Map(graph.initializer.map((t) => [t.name, t.dims]));
-  const node = graph.node.filter((n) => {
-    if (n.op_type !== 'Identity' || !values.has(n.output[0]) || !dimsOf.has(n.input[0])) return true;
-    initializer.push(f32(n.output[0], dimsOf.get(n.input[0])!, values.get(n.output[0])!));
-    return false;
-  });
-  return { ...original, graph: { ...graph, node, initializer } };
+  const byName = new Map(graph.initializer.map((t) => [t.name, t]));
+  const node = graph.node
+    .filter((n) => {
+      if (n.op_type !== 'Identity' || !values.has(n.output[0]) || !byName.has(n.input[0])) return true;
+      initializer.push(f32(n.output[0], byName.get(n.input[0])!.dims, values.get(n.output[0])!));
+      return false;
+    })
+    .map((n) => {
+      const bn = insertedBatchNorm(n.input[1] ?? '');
+      if (n.op_type !== 'Conv' || !values.has(`${bn}.weight`) || !byName.has(n.input[1])) return n;
+      // W′ = W·s and b′ = (b − μ)·s + β per output channel, with s = γ/√(σ² + ε).
+      const w = value(byName.get(n.input[1])!);
+      const [gamma, beta, mean, variance] = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => values.get(`${bn}.${k}`)!);
+      const per = w.length / gamma.length;
+      const s = Float32Array.from(gamma, (g, c) => g / Math.sqrt(variance[c] + 1e-5));
+      const bias = n.input[2] ? value(byName.get(n.input[2])!) : new Float32Array(gamma.length);
+      const folded = {
+        w: Float32Array.from(w, (v, i) => v * s[Math.floor(i / per)]),
+        b: Float32Array.from(bias, (v, c) => (v - mean[c]) * s[c] + beta[c]),
+      };
+      const [wName, bName] = [`${n.input[1]}_bnfold`, `${n.input[1]}_bnfold_bias`];
+      initializer.push(f32(wName, byName.get(n.input[1])!.dims, folded.w), f32(bName, [gamma.length], folded.b));
+      return { ...n, input: [n.input[0], wName, bName] };
+    });
+  // The weights that folding replaced are read by no node now.
+  const read = new Set([...node.flatMap((n) => n.input), ...graph.input.map((i) => i.name), ...graph.output.map((t) => t.name)]);
+  return { ...original, graph: { ...graph, node, initializer: initializer.filter((t) => read.has(t.name)) } };
 }
 
 /** An encoder's output as [N, D]: [N, D, 1, 1] or a feature map averaged over its positions, a token sequence's first token. */

@@ -9,8 +9,14 @@ import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import { OnnxEncoder, readPreprocessingFile } from '../core/runtime/onnx-encoder.js';
 import type { Preprocessing } from '../core/gallery-format.js';
-import { IMPORTED_PREFIX } from './backbones/index.js';
-import { importedBackbone, readImported } from './backbones/onnx-import.js';
+import { IMPORTED_BN_PREFIX, IMPORTED_PREFIX, makeBackbone } from './backbones/index.js';
+import { importedBackbone, INSERTED_TAP, readImported } from './backbones/onnx-import.js';
+import { Graph } from './engine/graph.js';
+import { Ctx } from './engine/nn.js';
+import { Program } from './engine/program.js';
+import * as ops from './engine/ops.js';
+import type { EncoderSpec } from './encoder.js';
+import type { Device } from '../core/runtime/session.js';
 
 /** A run's image size on a CPU when neither the data nor the starting encoder fixes one (photos, dynamic-size encoders). */
 export const DEFAULT_IMAGE_SIZE = 96;
@@ -36,7 +42,7 @@ export const initCopy = (runDir: string) => path.join(runDir, 'init.onnx');
  * `imageSize`, its preprocessing metadata's, or DEFAULT_IMAGE_SIZE.
  */
 export async function prepareInit(
-  o: { init: string; imageSize?: number; preprocessing?: string },
+  o: { init: string; imageSize?: number; preprocessing?: string; insertBatchNorm?: boolean },
   runDir: string,
   log: (l: string) => void,
 ): Promise<InitModel> {
@@ -73,11 +79,70 @@ export async function prepareInit(
   // The augmentations normalise 0-1 pixels: (x − mean′)/std′ equals the model's (255·x·scale − mean)/std.
   const k = 255 * p.pixelScale;
   const perChannel = (v: number[]) => Array.from({ length: p.channels }, (_, c) => v[c % v.length] / k);
-  const backbone = `${IMPORTED_PREFIX}${path.resolve(file)}`;
+  const backbone = `${o.insertBatchNorm ? IMPORTED_BN_PREFIX : IMPORTED_PREFIX}${path.resolve(file)}`;
   // Every node must have a gradient rule: say so now, before the data is decoded.
   const dim = importedBackbone(path.resolve(file)).dim;
   log(
     `starting from ${o.init}: ${m.model.graph.node.length} nodes, ${m.initializers.size} initialisers, ${dim}-d output, input ${p.channels}×${imageSize}×${imageSize}`,
   );
   return { file, backbone, channels: p.channels as 1 | 3, imageSize, mean: perChannel(p.mean), std: perChannel(p.std), preprocessing: p };
+}
+
+/**
+ * Gives each BatchNorm that --insert-batchnorm put after a folded convolution the statistics of
+ * that convolution's output on plain training images (one pass, every inserted BatchNorm still
+ * the identity): running mean μ and variance σ², scale √(σ² + ε) and shift μ, so the network
+ * computes what the file computes (exactly in eval mode; with batch statistics close to it).
+ */
+export async function calibrateInsertedBatchNorm(
+  spec: EncoderSpec,
+  values: Map<string, Float32Array>,
+  images: Float32Array,
+  n: number,
+  o: { batch?: number; device?: Device; threads?: number } = {},
+): Promise<Map<string, Float32Array>> {
+  const batch = Math.min(o.batch ?? 128, n);
+  const g = new Graph('infer');
+  const ctx = new Ctx(g, { training: false, values });
+  makeBackbone(spec.backbone).build(ctx, g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]));
+  const taps = [...ctx.taps].filter(([k]) => k.startsWith(INSERTED_TAP));
+  if (taps.length === 0) return values;
+  taps.forEach(([, y], i) => {
+    g.output(ops.reduceMean(y, [0, 2, 3]), `mean${i}`);
+    g.output(ops.reduceMean(ops.mul(y, y), [0, 2, 3]), `sq${i}`);
+  });
+  const prog = await Program.compile(g, { device: o.device, threads: o.threads });
+  const per = spec.channels * spec.height * spec.width;
+  const sums = taps.map(([, y]) => ({ m: new Float64Array(y.dims[1]), q: new Float64Array(y.dims[1]) }));
+  let batches = 0;
+  try {
+    for (let s = 0; s + batch <= n; s += batch, batches++) {
+      const r = await prog.run({ pixel_values: images.subarray(s * per, (s + batch) * per) });
+      sums.forEach((acc, i) => {
+        const m = r[`mean${i}`] as Float32Array;
+        const q = r[`sq${i}`] as Float32Array;
+        for (let c = 0; c < m.length; c++) {
+          acc.m[c] += m[c];
+          acc.q[c] += q[c];
+        }
+      });
+    }
+  } finally {
+    await prog.release();
+  }
+  const out = new Map(values);
+  const eps = 1e-5;
+  taps.forEach(([key], i) => {
+    const name = key.slice(INSERTED_TAP.length);
+    const mean = Float32Array.from(sums[i].m, (v) => v / batches);
+    const variance = Float32Array.from(sums[i].q, (v, c) => Math.max(v / batches - mean[c] * mean[c], 0));
+    out.set(`${name}.running_mean`, mean);
+    out.set(`${name}.running_var`, variance);
+    out.set(
+      `${name}.weight`,
+      Float32Array.from(variance, (v) => Math.sqrt(v + eps)),
+    );
+    out.set(`${name}.bias`, Float32Array.from(mean));
+  });
+  return out;
 }

@@ -20,7 +20,8 @@ import type { Position } from './checkpoint.js';
 import { encoderSpec, resolveConfig, resumeConfig, type ResolvedConfig, type TrainConfig } from './config.js';
 import { hasCheckpoint, loadRunState, metricsWriter, readRunConfig, saveRunState, writeRunConfig } from './run.js';
 import { buildStep } from './step.js';
-import { DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
+import { calibrateInsertedBatchNorm, DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
+import { plainImages } from './augment/views.js';
 import { batchNormCalibrator, collapseWarning, knnCheck, knnSets } from './monitor.js';
 
 export interface TrainHooks {
@@ -53,7 +54,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   if (!saved && hasCheckpoint(runDir))
     throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
   // A run that starts from an ONNX encoder trains at its input size, channels and normalisation.
-  const init = data.init ? await prepareInit({ ...data, init: data.init }, runDir, log) : undefined;
+  const init = data.init ? await prepareInit({ ...data, init: data.init, insertBatchNorm: data.insertBatchnorm }, runDir, log) : undefined;
   let trainSet = await loadDataset(data.data, 'train', {
     dataDir: input.dataDir ?? data.dataDir,
     testFraction: data.testFraction,
@@ -91,6 +92,13 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     state = new Map([...state, ...loaded.state]);
     pos = loaded.position;
     log(`resuming at step ${pos.step} (epoch ${pos.epoch + 1}, batch ${pos.batch})`);
+  }
+  if (!resumeFrom && cfg.insertBatchnorm) {
+    // Inserted BatchNorms start as what the file computes on these images (init.ts).
+    const sample = sampleSet(trainSet, Math.min(2048, trainSet.n));
+    const images = plainImages(sample, r.augment.mean, r.augment.std);
+    state = await calibrateInsertedBatchNorm(encoderSpec(cfg), state, images, sample.n, { device: cfg.device, threads: cfg.threads });
+    log('inserted BatchNorms calibrated on plain training images');
   }
   const save = () => saveRunState(runDir, cfg.seed, pos, step.stateShapes, state);
   const writeMetric = metricsWriter(runDir);

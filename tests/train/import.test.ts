@@ -20,6 +20,7 @@ import { buildImported, readImported } from '../../train/backbones/onnx-import.j
 import { readTensor } from '../../core/onnx/tensor.js';
 import { makeBackbone } from '../../train/backbones/index.js';
 import { Embedder } from '../../train/encoder.js';
+import { calibrateInsertedBatchNorm } from '../../train/init.js';
 import { tmpDir } from '../helpers.js';
 import { spawnSync } from 'node:child_process';
 import { loadCheckpoint } from '../../train/checkpoint.js';
@@ -177,6 +178,70 @@ describe('importing torch.onnx encoders into the training engine', () => {
     }, 120_000);
   }
 
+  for (const model of ['convnext_tiny', 'vit_tiny']) {
+    it(`${model} (no BatchNorm; torch.onnx's Shape arithmetic for the ViT): forward equals onnxruntime, eval-mode gradients equal PyTorch`, async () => {
+      const file = path.join(dir, `${model}.onnx`);
+      const session = await ort.InferenceSession.create(file);
+      const want = (await session.run({ images: new ort.Tensor('float32', f32('x.bin'), [BATCH, 3, SIZE, SIZE]) })).features
+        .data as Float32Array;
+      await session.release();
+      const { res, params } = await runImported(file, false, true);
+      expect(relErr(res.y as Float32Array, want)).toBeLessThan(1e-5);
+      const theirs = manifest.models[model].params;
+      expect(params).toHaveLength(theirs.length);
+      const named = params.filter((n) => theirs.includes(n));
+      const worst = ['input', ...named]
+        .map((n): [string, number] => [n, relErr(res[`grad.${n}`] as Float32Array, f32(`${model}.eval.grad.${n}.bin`))])
+        .sort((a, b) => b[1] - a[1]);
+      expect(worst[0][1], `worst: ${worst[0][0]}`).toBeLessThan(1e-4);
+      // torch.onnx stores a Linear weight that MatMul reads transposed, under a new name: its gradient
+      // is the transpose of the module parameter's, and each must find its own.
+      const left = theirs.filter((n) => !params.includes(n));
+      for (const n of params.filter((p) => !theirs.includes(p))) {
+        const ours = res[`grad.${n}`] as Float32Array;
+        const [rows, cols] = [...readImported(file).initializers.get(n)!.dims].map(Number);
+        const transposed = Float32Array.from(ours, (_, i) => ours[(i % rows) * cols + Math.floor(i / rows)]);
+        const at = left.findIndex((t) => {
+          const g = f32(`${model}.eval.grad.${t}.bin`);
+          return g.length === ours.length && relErr(transposed, g) < 1e-4;
+        });
+        expect(at, `${n}: no module parameter has the transposed gradient`).toBeGreaterThanOrEqual(0);
+        left.splice(at, 1);
+      }
+      expect(left).toEqual([]);
+    }, 120_000);
+  }
+
+  it('--insert-batchnorm: a folded ResNet-18 gets BatchNorms that start as the identity, then take the data statistics and compute the same in train mode', async () => {
+    const file = path.join(dir, 'resnet18.folded.onnx');
+    const session = await ort.InferenceSession.create(file);
+    const want = (await session.run({ images: new ort.Tensor('float32', f32('x.bin'), [BATCH, 3, SIZE, SIZE]) })).features
+      .data as Float32Array;
+    await session.release();
+    const spec = { backbone: `onnx+bn:${file}`, widthMult: 1, channels: 3, height: SIZE, width: SIZE };
+    const embed = async (values: Map<string, Float32Array>) => {
+      const e = await Embedder.create(spec, values, { batch: BATCH });
+      try {
+        return await e.embed(f32('x.bin'), BATCH);
+      } finally {
+        await e.release();
+      }
+    };
+    expect(relErr(await embed(new Map()), want)).toBeLessThan(1e-5);
+    // Calibrated on these very images, the train-mode (batch statistics) forward is the file's function too.
+    const calibrated = await calibrateInsertedBatchNorm(spec, new Map(), f32('x.bin'), BATCH);
+    const inserted = [...calibrated.keys()].filter((k) => k.endsWith('.bn.weight'));
+    expect(inserted).toHaveLength(20);
+    expect(relErr(await embed(calibrated), want)).toBeLessThan(1e-5);
+    const g = new Graph('infer');
+    const ctx = new Ctx(g, { training: true, values: calibrated, fusedBatchNorm: false });
+    g.output(makeBackbone(spec.backbone).build(ctx, g.input('x', [BATCH, 3, SIZE, SIZE])).features, 'y');
+    const prog = await Program.compile(g, { threads: 2 });
+    const trainMode = (await prog.run({ x: f32('x.bin') })).y as Float32Array;
+    await prog.release();
+    expect(relErr(trainMode, want)).toBeLessThan(1e-3);
+  });
+
   it('an op without a gradient rule is an error naming the op and the node', async () => {
     const { encodeModel } = await import('../../core/onnx/onnx-proto.js');
     const g = new Graph('infer');
@@ -260,6 +325,32 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
     const enc = await OnnxEncoder.load(model, { log: () => {} });
     expect(enc.preprocessing).toMatchObject({ height: 64, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
     await enc.release();
+  }, 300_000);
+
+  it('--insert-batchnorm trains the folded ResNet-18 with BatchNorm and exports it folded back, checked against the engine', () => {
+    const out = path.join(tmpDir(), 'run');
+    const r = sslkit(
+      'train',
+      '--init',
+      path.join(dir, 'resnet18.folded.onnx'),
+      '--insert-batchnorm',
+      ...common,
+      '--epochs',
+      '1',
+      '--max-steps',
+      '2',
+      '--out',
+      out,
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/inserted BatchNorms calibrated on plain training images/);
+    const model = path.join(out, 'model.onnx');
+    const ex = sslkit('export', out, '--out', model);
+    expect(ex.code, ex.err).toBe(0);
+    expect(ex.out + ex.err).toMatch(/check: max \|onnxruntime − engine\| = .* \(allowed 0\.0001\)/);
+    const info = inspectModel(model);
+    expect(info.opCounts).toMatchObject({ Conv: 20 });
+    expect(info.opCounts.BatchNormalization).toBeUndefined();
   }, 300_000);
 
   it('--freeze keeps the parameters up to a node; --init-lr-scale and mistakes are checked', () => {

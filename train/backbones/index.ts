@@ -17,11 +17,14 @@ export const BACKBONES: Record<string, (o: BackboneOptions) => Backbone> = {
   vit: (o) => vit(o),
 };
 
-/** The backbone name of a run that starts from an ONNX encoder. */
+/** The backbone name of a run that starts from an ONNX encoder, and of one that inserts BatchNorm after its folded convolutions. */
 export const IMPORTED_PREFIX = 'onnx:';
+export const IMPORTED_BN_PREFIX = 'onnx+bn:';
+export const isImported = (name: string) => name.startsWith(IMPORTED_PREFIX) || name.startsWith(IMPORTED_BN_PREFIX);
 
 export function makeBackbone(name: string, o: BackboneOptions = {}): Backbone {
   if (name.startsWith(IMPORTED_PREFIX)) return importedBackbone(name.slice(IMPORTED_PREFIX.length));
+  if (name.startsWith(IMPORTED_BN_PREFIX)) return importedBackbone(name.slice(IMPORTED_BN_PREFIX.length), { insertBatchNorm: true });
   const f = BACKBONES[name];
   if (!f) throw new UserError(`unknown backbone '${name}' (expected one of: ${Object.keys(BACKBONES).join(', ')})`);
   return f(o);

@@ -163,8 +163,19 @@ export interface ImportBuild {
   paramsByNode: [string, string[]][];
 }
 
-/** Builds the imported graph on `x` in the engine (`ctx` decides training/eval mode and the values). */
-export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor): ImportBuild {
+/** The parameter prefix of the BatchNorm inserted after a convolution whose weight is `weight` (--insert-batchnorm). */
+export const insertedBatchNorm = (weight: string) => `${weight}.bn`;
+/** Ctx taps that hold each inserted BatchNorm's input, by its prefix (the calibration reads them). */
+export const INSERTED_TAP = 'inserted-bn:';
+const INSERTED_EPS = 1e-5;
+
+/**
+ * Builds the imported graph on `x` in the engine (`ctx` decides training/eval mode and the values).
+ * `insertBatchNorm`: every convolution that no BatchNormalization follows (BatchNorm folded at
+ * export) gets one, starting as the identity (running mean 0, variance 1 − ε, scale 1, shift 0)
+ * until calibrateInsertedBatchNorm (train/init.ts) gives it the data's statistics.
+ */
+export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor, opts: { insertBatchNorm?: boolean } = {}): ImportBuild {
   const g = ctx.g;
   const vals = new Map<string, Val>();
   const constTensors = new Map<string, Tensor>();
@@ -240,10 +251,20 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor): ImportBuil
     const rule = RULES[n.op_type];
     if (!rule)
       throw new UserError(
-        `${where(n)}: sslkit has no gradient rule for ${n.op_type}, so this model cannot be trained (covered: ${IMPORTABLE_OPS.join(', ')})`,
+        `${where(n)}: sslkit has no gradient rule for ${n.op_type}${n.op_type in FOLD ? ' on values computed from the image' : ''}, so this model cannot be trained ` +
+          `(covered: ${IMPORTABLE_OPS.join(', ')}; on constants also ${Object.keys(FOLD)
+            .filter((k) => !IMPORTABLE_OPS.includes(k))
+            .join(', ')})`,
       );
     try {
-      out(...rule({ n, a, get, tensor, ints, ctx, g, where: where(n), opset: m.opset }));
+      let vs = rule({ n, a, get, tensor, ints, ctx, g, where: where(n), opset: m.opset });
+      if (
+        opts.insertBatchNorm &&
+        n.op_type === 'Conv' &&
+        !m.consumers.get(n.output[0])?.some((c) => c.node.op_type === 'BatchNormalization')
+      )
+        vs = [insertBatchNorm(ctx, n.input[1], vs[0] as Tensor)];
+      out(...vs);
     } catch (e) {
       if (e instanceof UserError) throw e;
       throw new UserError(`${where(n)}: ${(e as Error).message}`, { cause: e });
@@ -259,6 +280,26 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor): ImportBuil
   }
   if (y.rank === 3) return { features: o.reshape(o.slice(y, [0], [1], [1]), [0, -1]), paramsByNode }; // the first (CLS) token
   throw new UserError(`${m.file}: output '${m.output.name}' is [${y.shape}]; [N, D], [N, T, D] or [N, C, H, W] is expected`);
+}
+
+function insertBatchNorm(ctx: Ctx, weight: string, y: Tensor): Tensor {
+  const C = y.shape[1] as number;
+  const name = insertedBatchNorm(weight);
+  const p = (suffix: string, v: number, role: 'norm' | 'buffer') =>
+    ctx.param(`${name}.${suffix}`, [C], () => new Float32Array(C).fill(v), role);
+  const t = batchNormWith(
+    ctx,
+    y,
+    p('weight', 1, 'norm'),
+    p('bias', 0, 'norm'),
+    p('running_mean', 0, 'buffer'),
+    p('running_var', 1 - INSERTED_EPS, 'buffer'),
+    {
+      eps: INSERTED_EPS,
+    },
+  );
+  if (!ctx.training) ctx.taps.set(`${INSERTED_TAP}${name}`, y);
+  return t;
 }
 
 interface RuleCtx {
@@ -590,10 +631,22 @@ const FOLD: Record<string, Fold> = {
     return { ...x!, dims: want.map((d) => (d === -1 ? x!.data.length / known : d)) };
   },
   Equal: elementwise((p, q) => Number(p === q)),
+  Where: ([c, x, y], _a, where) => {
+    const n = Math.max(c!.data.length, x!.data.length, y!.data.length);
+    for (const t of [c!, x!, y!])
+      if (t.data.length !== n && t.data.length !== 1) throw new UserError(`${where}: cannot fold shapes that broadcast`);
+    const at = (t: TensorValues, i: number) => t.data[t.data.length === 1 ? 0 : i];
+    const dims = [c!, x!, y!].find((t) => t.data.length === n)!.dims;
+    return fromNumbers(
+      x!.dtype,
+      dims,
+      Array.from({ length: n }, (_, i) => (at(c!, i) ? at(x!, i) : at(y!, i))),
+    );
+  },
 };
 
-/** A backbone over an imported ONNX encoder (the `onnx:FILE` backbone name). */
-export function importedBackbone(file: string): Backbone {
+/** A backbone over an imported ONNX encoder (the `onnx:FILE` backbone name; `onnx+bn:FILE` inserts BatchNorm). */
+export function importedBackbone(file: string, o: { insertBatchNorm?: boolean } = {}): Backbone {
   const m = readImported(file);
   let dim: number | undefined;
   return {
@@ -603,7 +656,7 @@ export function importedBackbone(file: string): Backbone {
       return dim;
     },
     build: (ctx, x) => {
-      const r = buildImported(m, ctx, x);
+      const r = buildImported(m, ctx, x, o);
       return { features: r.features, featureMap: r.featureMap };
     },
     imported: {

@@ -8,7 +8,8 @@ For each model it writes MODEL.bn.onnx (eval mode, BatchNorm kept: training=PRES
 in the module), MODEL.folded.onnx (the default eval export: BatchNorm folded into the convs) and,
 as raw little-endian float32: x.bin (the input), r.bin (the loss weights: loss = sum(y * r)),
 MODEL.eval.y.bin / MODEL.train.y.bin and the gradients MODEL.{eval,train}.grad.NAME.bin for the
-input ('input') and every parameter, plus MODEL.sgd.NAME.bin (parameters after one SGD step with
+input ('input') and every parameter (eval mode only, one file MODEL.onnx, for ConvNeXt-Tiny
+and a small ViT), plus MODEL.sgd.NAME.bin (parameters after one SGD step with
 momentum 0.9, weight decay 1e-4 on weights of rank > 1, lr 0.1, train mode), listed in manifest.json
 with the state_dict names and shapes of torchvision's ResNet-18 and ResNet-50.
 """
@@ -105,6 +106,32 @@ for name, make in MODELS.items():
         save(f"{name}.sgd.{n}.bin", p)
     entry["dim"] = dim
     manifest["models"][name] = entry
+
+# Models without BatchNorm whose train mode is random (stochastic depth): eval mode only, one form.
+EVAL_ONLY = {
+    "convnext_tiny": lambda: torchvision.models.convnext_tiny(),
+    "vit_tiny": lambda: torchvision.models.vision_transformer.VisionTransformer(
+        image_size=size, patch_size=16, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128),
+}
+for name, make in EVAL_ONLY.items():
+    model = make()
+    if hasattr(model, "heads"):
+        model.heads = torch.nn.Identity()
+    else:
+        model.classifier[2] = torch.nn.Identity()
+    model.eval()
+    torch.onnx.export(model, x, os.path.join(out, f"{name}.onnx"), input_names=["images"], output_names=["features"],
+                      dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=17)
+    xi = x.clone().requires_grad_(True)
+    y = model(xi)
+    r = torch.randn(*y.shape, generator=torch.Generator().manual_seed(2))
+    save(f"{name}.r.bin", r)
+    (y * r).sum().backward()
+    save(f"{name}.eval.y.bin", y)
+    save(f"{name}.eval.grad.input.bin", xi.grad)
+    for n, p in model.named_parameters():
+        save(f"{name}.eval.grad.{n}.bin", p.grad)
+    manifest["models"][name] = {"params": [n for n, _ in model.named_parameters()], "buffers": [], "dim": y.shape[1]}
 
 # sslkit's tv-resnet backbones name their parameters as torchvision does: the state_dicts to match.
 manifest["state_dicts"] = {
