@@ -79,29 +79,42 @@ export async function recalibrateBatchNorm(
   const names = [...ctx.bufferUpdates.keys()];
   if (names.length === 0) return values;
   for (const [name, t] of ctx.bufferUpdates) g.output(t, `stat.${name}`);
+  const means = await meanOverBatches(g, spec, images, n, batch, o);
+  const out = new Map(values);
+  for (const nm of names) out.set(nm, Float32Array.from(means.get(`stat.${nm}`)!));
+  return out;
+}
+
+/**
+ * Runs a graph whose input is `pixel_values` [batch, C, H, W] over the images in whole batches
+ * and returns each output averaged over the batches (statistics passes: BatchNorm re-estimation,
+ * the calibration of inserted BatchNorms).
+ */
+export async function meanOverBatches(
+  g: Graph,
+  spec: EncoderSpec,
+  images: Float32Array,
+  n: number,
+  batch: number,
+  o: { device?: Device; threads?: number } = {},
+): Promise<Map<string, Float64Array>> {
   const prog = await Program.compile(g, { device: o.device, threads: o.threads });
   const per = spec.channels * spec.height * spec.width;
-  const sums = new Map(names.map((nm) => [nm, new Float64Array(values.get(nm)!.length)]));
+  const sums = new Map(g.outputs.map((t) => [t.name, new Float64Array(t.size)]));
   let batches = 0;
   try {
     for (let s = 0; s + batch <= n; s += batch, batches++) {
       const r = await prog.run({ pixel_values: images.subarray(s * per, (s + batch) * per) });
-      for (const nm of names) {
-        const acc = sums.get(nm)!;
-        const v = r[`stat.${nm}`] as Float32Array;
+      for (const [name, acc] of sums) {
+        const v = r[name] as Float32Array;
         for (let i = 0; i < acc.length; i++) acc[i] += v[i];
       }
     }
   } finally {
     await prog.release();
   }
-  const out = new Map(values);
-  for (const nm of names)
-    out.set(
-      nm,
-      Float32Array.from(sums.get(nm)!, (v) => v / batches),
-    );
-  return out;
+  for (const acc of sums.values()) for (let i = 0; i < acc.length; i++) acc[i] /= batches;
+  return sums;
 }
 
 export class Embedder {

@@ -13,9 +13,8 @@ import { IMPORTED_BN_PREFIX, IMPORTED_PREFIX, makeBackbone } from './backbones/i
 import { importedBackbone, INSERTED_TAP, readImported } from './backbones/onnx-import.js';
 import { Graph } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
-import { Program } from './engine/program.js';
 import * as ops from './engine/ops.js';
-import type { EncoderSpec } from './encoder.js';
+import { meanOverBatches, type EncoderSpec } from './encoder.js';
 import type { Device } from '../core/runtime/session.js';
 
 /** A run's image size on a CPU when neither the data nor the starting encoder fixes one (photos, dynamic-size encoders). */
@@ -111,31 +110,13 @@ export async function calibrateInsertedBatchNorm(
     g.output(ops.reduceMean(y, [0, 2, 3]), `mean${i}`);
     g.output(ops.reduceMean(ops.mul(y, y), [0, 2, 3]), `sq${i}`);
   });
-  const prog = await Program.compile(g, { device: o.device, threads: o.threads });
-  const per = spec.channels * spec.height * spec.width;
-  const sums = taps.map(([, y]) => ({ m: new Float64Array(y.dims[1]), q: new Float64Array(y.dims[1]) }));
-  let batches = 0;
-  try {
-    for (let s = 0; s + batch <= n; s += batch, batches++) {
-      const r = await prog.run({ pixel_values: images.subarray(s * per, (s + batch) * per) });
-      sums.forEach((acc, i) => {
-        const m = r[`mean${i}`] as Float32Array;
-        const q = r[`sq${i}`] as Float32Array;
-        for (let c = 0; c < m.length; c++) {
-          acc.m[c] += m[c];
-          acc.q[c] += q[c];
-        }
-      });
-    }
-  } finally {
-    await prog.release();
-  }
+  const stats = await meanOverBatches(g, spec, images, n, batch, o);
   const out = new Map(values);
   const eps = 1e-5;
   taps.forEach(([key], i) => {
     const name = key.slice(INSERTED_TAP.length);
-    const mean = Float32Array.from(sums[i].m, (v) => v / batches);
-    const variance = Float32Array.from(sums[i].q, (v, c) => Math.max(v / batches - mean[c] * mean[c], 0));
+    const mean = Float32Array.from(stats.get(`mean${i}`)!);
+    const variance = Float32Array.from(stats.get(`sq${i}`)!, (v, c) => Math.max(v - mean[c] * mean[c], 0));
     out.set(`${name}.running_mean`, mean);
     out.set(`${name}.running_var`, variance);
     out.set(
