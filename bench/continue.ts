@@ -131,7 +131,10 @@ async function sslkitRow(label: string, key: string, o: { init?: string; backbon
 
 if (rowsWanted.has('frozen')) await score('frozen (the imported file)', path.join(pre, 'pretrained.bn.onnx'), null);
 await sslkitRow('sslkit --init, BatchNorm kept', 'bn', { init: path.join(pre, 'pretrained.bn.onnx') });
-await sslkitRow('sslkit --init, BatchNorm folded', 'folded', { init: path.join(pre, 'pretrained.folded.onnx') });
+await sslkitRow('sslkit --init, BatchNorm folded, --no-insert-batchnorm', 'folded', {
+  init: path.join(pre, 'pretrained.folded.onnx'),
+  insertBatchnorm: false,
+});
 await sslkitRow('sslkit --init, BatchNorm folded, --insert-batchnorm', 'inserted', {
   init: path.join(pre, 'pretrained.folded.onnx'),
   insertBatchnorm: true,

@@ -88,8 +88,9 @@ export function trainCommand(): Command {
     .option('--init-lr-scale <x>', "the imported encoder's learning rate as a share of the heads'", floatOption('--init-lr-scale', 0), 1)
     .option(
       '--insert-batchnorm',
-      '--init model with BatchNorm folded into its convolutions: put one after each, starting as the identity (folded back at export)',
+      '--init model: put a BatchNorm after each convolution that has none, starting as the identity, folded back at export (default: where the model has no normalisation, i.e. its BatchNorm was folded)',
     )
+    .option('--no-insert-batchnorm', '--init model with folded BatchNorm: train its convolutions as they are')
     .option('--freeze <node>', "don't train the imported parameters read by the nodes up to this one (`sslkit inspect` lists them)")
     .option(
       '--image-size <n>',
@@ -168,7 +169,7 @@ export function trainCommand(): Command {
         preprocessing: base?.preprocessing ?? f.preprocessing,
         initLrScale: base?.initLrScale ?? f.initLrScale,
         freeze: base?.freeze ?? f.freeze,
-        insertBatchnorm: base?.insertBatchnorm ?? f.insertBatchnorm ?? false,
+        insertBatchnorm: base?.insertBatchnorm ?? f.insertBatchnorm,
         imageSize: base?.imageSize ?? f.imageSize,
         out,
       });

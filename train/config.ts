@@ -69,8 +69,8 @@ export const TrainConfigSchema = z.object({
   preprocessing: z.string().optional(),
   /** The imported encoder's learning rate as a share of the heads' (continued pretraining usually wants less than 1). */
   initLrScale: z.number().min(0).default(1),
-  /** Put a BatchNorm after each imported convolution that has none (folded at export), starting as the identity. */
-  insertBatchnorm: z.boolean().default(false),
+  /** Put a BatchNorm after each imported convolution that has none (folded at export), starting as the identity; default: where the model has no normalisation at all. */
+  insertBatchnorm: z.boolean().optional(),
   /** Train none of the imported parameters read by the nodes up to and including this one (by node name, in the file's order). */
   freeze: z.string().optional(),
   /** Square size images are trained at; default: the starting encoder's, else a folder's first image's shorter side up to 96. */
@@ -115,8 +115,10 @@ export const RESUMABLE_KEYS = [
 export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Method, init?: InitModel): ResolvedConfig {
   const hp = resolveHyperParams(method, input.hp);
   const backbone = init?.backbone ?? input.backbone;
-  if (!init && (input.freeze !== undefined || input.initLrScale !== 1 || input.insertBatchnorm))
-    throw new UserError('--freeze, --init-lr-scale and --insert-batchnorm apply to an imported encoder: give it with --init MODEL.onnx');
+  if (!init && (input.freeze !== undefined || input.initLrScale !== 1 || input.insertBatchnorm !== undefined))
+    throw new UserError(
+      '--freeze, --init-lr-scale and --(no-)insert-batchnorm apply to an imported encoder: give it with --init MODEL.onnx',
+    );
   method.validate?.({ backbone, teacher: input.teacher, hp });
   const stepsPerEpoch = Math.floor(trainSet.n / input.batchSize);
   if (stepsPerEpoch < 1) throw new UserError(`batch size ${input.batchSize} is larger than the ${trainSet.n} training images`);

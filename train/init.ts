@@ -25,6 +25,8 @@ export interface InitModel {
   file: string;
   /** The backbone name the run's config records. */
   backbone: string;
+  /** A BatchNorm goes after each convolution without one (a model whose BatchNorm was folded). */
+  insertBatchNorm: boolean;
   channels: 1 | 3;
   imageSize: number;
   /** Normalisation on the 0-1 pixel scale, as the run's augmentations apply it. */
@@ -36,17 +38,18 @@ export interface InitModel {
 export const initCopy = (runDir: string) => path.join(runDir, 'init.onnx');
 
 /**
- * Copies the encoder into the run (a new run) or finds the run's copy (a resumed one), checks
+ * Copies the encoder into the run (`newRun`) or finds the run's copy (a resumed one, export), checks
  * that every node trains, and resolves the image size: the model's fixed input size, else
  * `imageSize`, its preprocessing metadata's, or DEFAULT_IMAGE_SIZE.
  */
 export async function prepareInit(
-  o: { init: string; imageSize?: number; preprocessing?: string; insertBatchNorm?: boolean },
+  o: { init: string; imageSize?: number; preprocessing?: string; insertBatchNorm?: boolean; newRun?: boolean },
   runDir: string,
   log: (l: string) => void,
 ): Promise<InitModel> {
   const file = initCopy(runDir);
-  if (!fs.existsSync(file)) {
+  // A new run copies anew (a failed earlier attempt may have left another model's copy there).
+  if (o.newRun || !fs.existsSync(file)) {
     if (!fs.existsSync(o.init)) throw new UserError(`--init ${o.init}: no such file`);
     fs.mkdirSync(runDir, { recursive: true });
     fs.copyFileSync(o.init, `${file}.tmp`);
@@ -78,13 +81,34 @@ export async function prepareInit(
   // The augmentations normalise 0-1 pixels: (x − mean′)/std′ equals the model's (255·x·scale − mean)/std.
   const k = 255 * p.pixelScale;
   const perChannel = (v: number[]) => Array.from({ length: p.channels }, (_, c) => v[c % v.length] / k);
-  const backbone = `${o.insertBatchNorm ? IMPORTED_BN_PREFIX : IMPORTED_PREFIX}${path.resolve(file)}`;
+  // A CNN with no normalisation at all had its BatchNorm folded at export: by default it gets it
+  // back (bench/continue.ts: +5 points of kNN over training it as it is). A model with
+  // LayerNorm (ConvNeXt, ViT) never had BatchNorm after its convolutions.
+  const ops = new Set(m.model.graph.node.map((n) => n.op_type));
+  const folded = ops.has('Conv') && !ops.has('BatchNormalization') && !ops.has('LayerNormalization');
+  const insertBatchNorm = o.insertBatchNorm ?? folded;
+  if (folded && o.newRun)
+    log(
+      insertBatchNorm
+        ? `--init ${o.init}: its BatchNorm is folded into the convolutions; putting one after each, folded back at export (--no-insert-batchnorm trains it as it is)`
+        : `--init ${o.init}: its BatchNorm is folded into the convolutions; training them as they are (--no-insert-batchnorm)`,
+    );
+  const backbone = `${insertBatchNorm ? IMPORTED_BN_PREFIX : IMPORTED_PREFIX}${path.resolve(file)}`;
   // Every node must have a gradient rule: say so now, before the data is decoded.
   const dim = importedBackbone(path.resolve(file)).dim;
   log(
     `starting from ${o.init}: ${m.model.graph.node.length} nodes, ${m.initializers.size} initialisers, ${dim}-d output, input ${p.channels}×${imageSize}×${imageSize}`,
   );
-  return { file, backbone, channels: p.channels as 1 | 3, imageSize, mean: perChannel(p.mean), std: perChannel(p.std), preprocessing: p };
+  return {
+    file,
+    backbone,
+    insertBatchNorm,
+    channels: p.channels as 1 | 3,
+    imageSize,
+    mean: perChannel(p.mean),
+    std: perChannel(p.std),
+    preprocessing: p,
+  };
 }
 
 /**
@@ -125,5 +149,7 @@ export async function calibrateInsertedBatchNorm(
     );
     out.set(`${name}.bias`, Float32Array.from(mean));
   });
+  // An EMA teacher starts as a copy of its student, inserted BatchNorms included.
+  for (const [k, v] of [...out]) if (values.has(`teacher.${k}`)) out.set(`teacher.${k}`, Float32Array.from(v));
   return out;
 }

@@ -54,7 +54,9 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   if (!saved && hasCheckpoint(runDir))
     throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
   // A run that starts from an ONNX encoder trains at its input size, channels and normalisation.
-  const init = data.init ? await prepareInit({ ...data, init: data.init, insertBatchNorm: data.insertBatchnorm }, runDir, log) : undefined;
+  const init = data.init
+    ? await prepareInit({ ...data, init: data.init, insertBatchNorm: data.insertBatchnorm, newRun: !saved }, runDir, log)
+    : undefined;
   let trainSet = await loadDataset(data.data, 'train', {
     dataDir: input.dataDir ?? data.dataDir,
     testFraction: data.testFraction,
@@ -93,7 +95,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     pos = loaded.position;
     log(`resuming at step ${pos.step} (epoch ${pos.epoch + 1}, batch ${pos.batch})`);
   }
-  if (!resumeFrom && cfg.insertBatchnorm) {
+  if (!resumeFrom && init?.insertBatchNorm) {
     // Inserted BatchNorms start as what the file computes on these images (init.ts).
     const sample = sampleSet(trainSet, Math.min(2048, trainSet.n));
     const images = plainImages(sample, r.augment.mean, r.augment.std);

@@ -293,10 +293,10 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
   };
   const common = ['--data', 'fashion-mnist-small', '--limit', '128', '--batch-size', '16', '--knn-memory', '0', '--no-tune'];
 
-  it('trains the folded ResNet-18 at its input size, resumes, and exports its own graph with the trained weights', async () => {
+  it('trains the folded ResNet-18 as it is (--no-insert-batchnorm) at its input size, resumes, and exports its own graph with the trained weights', async () => {
     const init = path.join(dir, 'resnet18.folded.onnx');
     const out = path.join(tmpDir(), 'run');
-    const first = sslkit('train', '--init', init, ...common, '--epochs', '1', '--max-steps', '3', '--out', out);
+    const first = sslkit('train', '--init', init, '--no-insert-batchnorm', ...common, '--epochs', '1', '--max-steps', '3', '--out', out);
     expect(first.code, first.err).toBe(0);
     expect(first.err).toMatch(/starting from .*resnet18\.folded\.onnx: 48 nodes, .*512-d output, input 3×64×64/);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
@@ -327,13 +327,12 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
     await enc.release();
   }, 300_000);
 
-  it('--insert-batchnorm trains the folded ResNet-18 with BatchNorm and exports it folded back, checked against the engine', () => {
+  it('by default a folded ResNet-18 trains with BatchNorm inserted and exports it folded back, checked against the engine', () => {
     const out = path.join(tmpDir(), 'run');
     const r = sslkit(
       'train',
       '--init',
       path.join(dir, 'resnet18.folded.onnx'),
-      '--insert-batchnorm',
       ...common,
       '--epochs',
       '1',
@@ -343,7 +342,11 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
       out,
     );
     expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(
+      /its BatchNorm is folded into the convolutions; putting one after each, folded back at export \(--no-insert-batchnorm/,
+    );
     expect(r.err).toMatch(/inserted BatchNorms calibrated on plain training images/);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).backbone).toMatch(/^onnx\+bn:/);
     const model = path.join(out, 'model.onnx');
     const ex = sslkit('export', out, '--out', model);
     expect(ex.code, ex.err).toBe(0);

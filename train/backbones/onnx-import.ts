@@ -140,20 +140,26 @@ export const IMPORTABLE_OPS = [
   'ConstantOfShape',
 ];
 
-/** Float initialisers with more than one value are parameters; single values (GELU's √2, …) stay constants. */
-const isParamInit = (v: TensorValues) => v.dtype === 'float32' && v.data.length > 1;
+/**
+ * Float initialisers with more than one value are parameters; single values (GELU's √2, …) stay
+ * constants. Read from the header (type and dims), so that no tensor is decoded to ask.
+ */
+const isParamInit = (m: ImportedModel, name: string) => {
+  const t = m.initializers.get(name);
+  return !!t && (t.data_type === 1 || t.data_type === 11) && (t.dims ?? []).reduce((a, b) => a * Number(b), 1) > 1;
+};
 
 /**
  * How a parameter trains, from the first node that reads it (through Identity aliases):
  * BatchNorm's running statistics are buffers, norm scales and shifts are not decayed, nor is
  * any vector (biases, layer scales); matrices and kernels are decayed weights.
  */
-function paramRole(m: ImportedModel, name: string, v: TensorValues): 'weight' | 'bias' | 'norm' | 'buffer' {
+function paramRole(m: ImportedModel, name: string, dims: number[]): 'weight' | 'bias' | 'norm' | 'buffer' {
   const use = m.consumers.get(name)?.[0];
-  if (use?.node.op_type === 'Identity') return paramRole(m, use.node.output[0], v);
+  if (use?.node.op_type === 'Identity') return paramRole(m, use.node.output[0], dims);
   if (use?.node.op_type === 'BatchNormalization') return use.index >= 3 ? 'buffer' : 'norm';
   if (use?.node.op_type === 'LayerNormalization') return 'norm';
-  return v.dims.length <= 1 ? 'bias' : 'weight';
+  return dims.length <= 1 ? 'bias' : 'weight';
 }
 
 export interface ImportBuild {
@@ -184,15 +190,19 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor, opts: { ins
   const paramsByNode: [string, string[]][] = [];
 
   const initVal = (name: string): TensorValues => readTensor(m.initializers.get(name)!, m.file);
-  const param = (name: string, v: TensorValues): Tensor => ctx.param(name, v.dims, () => Float32Array.from(v.data), paramRole(m, name, v));
+  // A parameter `name` starting from initialiser `from` (decoded only when the context needs a start value).
+  const param = (name: string, from = name): Tensor => {
+    const dims = (m.initializers.get(from)!.dims ?? []).map(Number);
+    return ctx.param(name, dims, () => Float32Array.from(initVal(from).data), paramRole(m, name, dims));
+  };
 
   for (const n of m.model.graph.node) {
     const a = attrsOf(n);
     const used: string[] = [];
     // torch.onnx stores equal parameters once and names the others with Identity nodes: each is
     // still its own parameter (the module's), starting from the shared values.
-    if (n.op_type === 'Identity' && m.initializers.has(n.input[0]) && !vals.has(n.input[0]) && isParamInit(initVal(n.input[0]))) {
-      vals.set(n.output[0], param(n.output[0], initVal(n.input[0])));
+    if (n.op_type === 'Identity' && !vals.has(n.input[0]) && isParamInit(m, n.input[0])) {
+      vals.set(n.output[0], param(n.output[0], n.input[0]));
       paramsByNode.push([n.name || n.output[0], [n.output[0]]]);
       continue;
     }
@@ -206,10 +216,9 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor, opts: { ins
         return v;
       }
       if (m.initializers.has(name)) {
-        const c = initVal(name);
-        if (!isParamInit(c)) return c;
+        if (!isParamInit(m, name)) return initVal(name);
         used.push(name);
-        return param(name, c);
+        return param(name);
       }
       throw new UserError(`${where(n)}: input '${name}' is produced by no earlier node (is the graph topologically sorted?)`);
     };
@@ -235,9 +244,7 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor, opts: { ins
     };
     const out = (...vs: Val[]) => vs.forEach((v, i) => n.output[i] && vals.set(n.output[i], v));
 
-    const allConst = n.input.every(
-      (nm) => !nm || (vals.has(nm) ? isConst(vals.get(nm)!) : m.initializers.has(nm) && !isParamInit(initVal(nm))),
-    );
+    const allConst = n.input.every((nm) => !nm || (vals.has(nm) ? isConst(vals.get(nm)!) : m.initializers.has(nm) && !isParamInit(m, nm)));
     if (n.op_type !== 'Shape' && allConst && n.op_type in FOLD) {
       out(
         FOLD[n.op_type]!(
