@@ -13,7 +13,9 @@
  *   PyTorch           SimCLR from the same weights with the same recipe (parity/train_torch.py), as
  *                     trained and with sslkit's BatchNorm re-estimation
  *
- * The recipe is bench/parity's (batch 256, AdamW 1e-3, wd 1e-6, constant lr, projector 256→128).
+ * The recipe is bench/parity's (batch 256, AdamW 1e-3, wd 1e-6, constant lr, projector 256→128),
+ * with the imported encoder at the heads' rate (--init-lr-scale 1, as the PyTorch side trains;
+ * sslkit's own default is 0.1).
  * Every encoder is scored the same way: `sslkit eval` on its ONNX file (kNN top-1 at k = 200 and
  * 20, linear probe) with the training images as memory and the whole test split as queries.
  *
@@ -106,7 +108,7 @@ async function sslkitRow(label: string, key: string, o: { init?: string; backbon
       data: a.target,
       ...o,
       imageSize: o.init ? undefined : size,
-      initLrScale: o.init ? Number(a['init-lr-scale']) : 1,
+      initLrScale: o.init ? Number(a['init-lr-scale']) : undefined,
       epochs,
       batchSize: 256,
       optimizer: 'adamw',

@@ -48,7 +48,7 @@ interface TrainFlags {
   teacher?: string;
   init?: string;
   preprocessing?: string;
-  initLrScale: number;
+  initLrScale?: number;
   freeze?: string;
   insertBatchnorm?: boolean;
   imageSize?: number;
@@ -85,7 +85,11 @@ export function trainCommand(): Command {
       'start from this ONNX image encoder (torch.onnx, sslkit export, …): its graph and weights become the backbone',
     )
     .option('--preprocessing <file.json>', "--init model's preprocessing where its metadata has none (default: ImageNet's mean and std)")
-    .option('--init-lr-scale <x>', "the imported encoder's learning rate as a share of the heads'", floatOption('--init-lr-scale', 0), 1)
+    .option(
+      '--init-lr-scale <x>',
+      "the imported encoder's learning rate as a share of the heads' (default 0.1)",
+      floatOption('--init-lr-scale', 0),
+    )
     .option(
       '--insert-batchnorm',
       '--init model: put a BatchNorm after each convolution that has none, starting as the identity, folded back at export (default: where the model has no normalisation, i.e. its BatchNorm was folded)',

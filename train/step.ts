@@ -65,14 +65,15 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
       { convGrads },
     );
     const fixed = method.fixedLrParams?.(r.hp) ?? [];
-    const imported = new Set(cfg.initLrScale !== 1 ? (backbone.imported?.parameters() ?? []) : []);
+    const scale = cfg.initLrScale ?? 1;
+    const imported = new Set(scale !== 1 ? (backbone.imported?.parameters() ?? []) : []);
     const upd = buildUpdate(
       g,
       trainable,
       grads,
       r.optimizer,
       (n) => fixed.some((prefix) => n.startsWith(prefix)),
-      (n) => (imported.has(n) ? cfg.initLrScale : 1),
+      (n) => (imported.has(n) ? scale : 1),
     );
     g.output(loss, 'loss');
     g.output(upd.gradNorm, 'grad_norm');

@@ -302,6 +302,8 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(cfg.backbone).toBe(`onnx:${path.join(out, 'init.onnx')}`);
     expect(cfg.resolved).toMatchObject({ imageSize: 64, channels: 3, embeddingDim: 512 });
+    // The imported encoder at a tenth of the heads' rate unless told (bench/continue.ts).
+    expect(cfg.initLrScale).toBe(0.1);
     // ImageNet's normalisation (the model has no metadata), on the 0-1 scale.
     expect(cfg.resolved.augment.mean).toEqual([0.485, 0.456, 0.406]);
     const resumed = sslkit('train', '--resume', out);
@@ -385,6 +387,8 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
     const bad = sslkit('train', '--init', init, ...common, '--freeze', 'no-such-node', '--out', tmpDir());
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--freeze no-such-node: .* has no node of that name \(the first are \/conv1\/Conv, \/relu\/Relu/);
+    const noInit = sslkit('train', '--init-lr-scale', '0.5', ...common, '--out', tmpDir());
+    expect(noInit.err).toMatch(/--freeze, --init-lr-scale and --\(no-\)insert-batchnorm apply to an imported encoder/);
     const both = sslkit('train', '--init', init, '--backbone', 'resnet18', ...common, '--out', tmpDir());
     expect(both.err).toMatch(/--backbone and --init exclude each other/);
     const missing = sslkit('train', '--init', path.join(dir, 'nope.onnx'), ...common, '--out', tmpDir());
