@@ -156,11 +156,15 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   if (g.outputs.some((t) => t.name === 'attention'))
     metadata.attention_output = "attention: [N, heads, patches], the CLS token's last-block self-attention";
   if (start) metadata.init = `${cfg.init ?? 'an ONNX encoder'}, trained on with ${cfg.method}`;
-  let model: ModelMsg = start
+  // An imported run's inserted BatchNorms are folded back whatever --no-fold says: the file had none there.
+  const built = start
     ? withTrainedWeights(readImported(start.file).model, values)
-    : g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' });
+    : { model: g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' }), folded: 0 };
+  let model = built.model;
+  const inserted = built.folded;
   let folded = 0;
   if (o.fold ?? true) ({ model, folded } = foldBatchNorm(model));
+  folded += inserted;
   metadata.batchnorm_folded = String(folded);
   model = setOpset(model, opset);
   if (o.fp16) model = halfPrecisionWeights(model);
@@ -238,7 +242,7 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
  * named through Identity nodes (equal values stored once) become initialisers of their own, and
  * a BatchNorm that --insert-batchnorm put after a convolution is folded back into it.
  */
-function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): ModelMsg {
+function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): { model: ModelMsg; folded: number } {
   const f32 = (name: string, dims: number[], data: Float32Array) => ({
     name,
     dims,
@@ -254,6 +258,7 @@ function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array
     return f32(t.name, t.dims, v);
   });
   const byName = new Map(graph.initializer.map((t) => [t.name, t]));
+  let folded = 0;
   const node = graph.node
     .filter((n) => {
       if (n.op_type !== 'Identity' || !values.has(n.output[0]) || !byName.has(n.input[0])) return true;
@@ -269,17 +274,18 @@ function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array
       const per = w.length / gamma.length;
       const s = Float32Array.from(gamma, (g, c) => g / Math.sqrt(variance[c] + 1e-5));
       const bias = n.input[2] ? value(byName.get(n.input[2])!) : new Float32Array(gamma.length);
-      const folded = {
+      const merged = {
         w: Float32Array.from(w, (v, i) => v * s[Math.floor(i / per)]),
         b: Float32Array.from(bias, (v, c) => (v - mean[c]) * s[c] + beta[c]),
       };
       const [wName, bName] = [`${n.input[1]}_bnfold`, `${n.input[1]}_bnfold_bias`];
-      initializer.push(f32(wName, byName.get(n.input[1])!.dims, folded.w), f32(bName, [gamma.length], folded.b));
+      initializer.push(f32(wName, byName.get(n.input[1])!.dims, merged.w), f32(bName, [gamma.length], merged.b));
+      folded++;
       return { ...n, input: [n.input[0], wName, bName] };
     });
   // The weights that folding replaced are read by no node now.
   const read = new Set([...node.flatMap((n) => n.input), ...graph.input.map((i) => i.name), ...graph.output.map((t) => t.name)]);
-  return { ...original, graph: { ...graph, node, initializer: initializer.filter((t) => read.has(t.name)) } };
+  return { model: { ...original, graph: { ...graph, node, initializer: initializer.filter((t) => read.has(t.name)) } }, folded };
 }
 
 /** An encoder's output as [N, D]: [N, D, 1, 1] or a feature map averaged over its positions, a token sequence's first token. */

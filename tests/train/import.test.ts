@@ -353,6 +353,7 @@ describe('sslkit train --init: continued self-supervised training from a torch.o
     const ex = sslkit('export', out, '--out', model);
     expect(ex.code, ex.err).toBe(0);
     expect(ex.out + ex.err).toMatch(/check: max \|onnxruntime − engine\| = .* \(allowed 0\.0001\)/);
+    expect(ex.out + ex.err).toMatch(/, 20 BatchNorms folded/);
     const info = inspectModel(model);
     expect(info.opCounts).toMatchObject({ Conv: 20 });
     expect(info.opCounts.BatchNormalization).toBeUndefined();
