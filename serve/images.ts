@@ -112,7 +112,9 @@ async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: numbe
   let raw: Buffer;
   const bg = backgroundOf(p);
   try {
+    // rotate(): upright by the EXIF orientation, as every viewer shows a camera's portrait photo.
     let img = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels })
+      .rotate()
       .flatten({ background: { r: bg[0], g: bg[1], b: bg[2] } })
       .resize(p.width, p.height, p.resize === 'stretch' ? { fit: 'fill' } : { fit: 'cover', position: 'centre' });
     img = p.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
