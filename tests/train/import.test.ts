@@ -242,6 +242,19 @@ describe('importing torch.onnx encoders into the training engine', () => {
     expect(relErr(trainMode, want)).toBeLessThan(1e-3);
   });
 
+  it("--freeze's prefix holds a parameter by the nodes that read it, not by the Identity that torch.onnx names it with", () => {
+    // MobileNetV3's export starts with the Identity aliases of equal SE biases (features.11's among them).
+    const file = path.join(dir, 'mobilenet_v3_small.bn.onnx');
+    const m = readImported(file);
+    const alias = m.model.graph.node.findIndex((n) => n.op_type === 'Identity' && n.output[0] === 'features.11.block.2.fc2.bias');
+    const firstConv = m.model.graph.node.find((n) => n.op_type === 'Conv')!;
+    expect(alias).toBeLessThan(m.model.graph.node.indexOf(firstConv));
+    const frozen = makeBackbone(`onnx:${file}`).imported!.parametersUpTo(firstConv.name!);
+    expect(frozen).toContain('features.0.0.weight');
+    expect(frozen).not.toContain('features.11.block.2.fc2.bias');
+    expect(makeBackbone(`onnx:${file}`).imported!.parameters()).toContain('features.11.block.2.fc2.bias');
+  });
+
   it('an op without a gradient rule is an error naming the op and the node', async () => {
     const { encodeModel } = await import('../../core/onnx/onnx-proto.js');
     const g = new Graph('infer');

@@ -201,10 +201,10 @@ export function buildImported(m: ImportedModel, ctx: Ctx, x: Tensor, opts: { ins
     const a = attrsOf(n);
     const used: string[] = [];
     // torch.onnx stores equal parameters once and names the others with Identity nodes: each is
-    // still its own parameter (the module's), starting from the shared values.
+    // still its own parameter (the module's), starting from the shared values. The nodes that read
+    // it record it (get() below), not this Identity, which torch writes at the top of the graph.
     if (n.op_type === 'Identity' && !vals.has(n.input[0]) && isParamInit(m, n.input[0])) {
       vals.set(n.output[0], param(n.output[0], n.input[0]));
-      paramsByNode.push([n.name || n.output[0], [n.output[0]]]);
       continue;
     }
     // Input i as a value: a computed one, a folded constant, or an initialiser.
