@@ -2,7 +2,7 @@
  * The encoder as an inference graph: the backbone in eval mode with trained values baked in as
  * initialisers. The trainer's kNN check runs this graph, and it is the graph export writes.
  */
-import { Graph } from './engine/graph.js';
+import { Graph, type Tensor } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { Program } from './engine/program.js';
 import { makeBackbone } from './backbones/index.js';
@@ -65,48 +65,56 @@ export async function recalibrateBatchNorm(
   n: number,
   o: { batch?: number; device?: Device; threads?: number } = {},
 ): Promise<Map<string, Float32Array>> {
-  const batch = Math.min(o.batch ?? 256, n);
-  const g = new Graph('infer');
   // The composed BatchNorm, never ORT's fused training kernel here: with the parameters as
   // initialisers (not graph inputs, as in the step graph) the fused kernel's statistics came out
   // exactly twice the batch's, mean and variance alike, and every checkpoint, kNN check and
   // exported model carried them (issue 13: 38.1% kNN instead of 42.8% on the parity recipe).
-  const ctx = new Ctx(g, { training: true, values, bnMomentum: 1, fusedBatchNorm: false });
-  makeBackbone(spec.backbone, { width: spec.widthMult }).build(
-    ctx,
-    g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]),
+  const means = await meanOverBatches(
+    spec,
+    values,
+    images,
+    n,
+    { ...o, batch: o.batch ?? 256, ctx: { training: true, bnMomentum: 1, fusedBatchNorm: false } },
+    (ctx) => [...ctx.bufferUpdates],
   );
-  const names = [...ctx.bufferUpdates.keys()];
-  if (names.length === 0) return values;
-  for (const [name, t] of ctx.bufferUpdates) g.output(t, `stat.${name}`);
-  const means = await meanOverBatches(g, spec, images, n, batch, o);
   const out = new Map(values);
-  for (const nm of names) out.set(nm, Float32Array.from(means.get(`stat.${nm}`)!));
+  for (const [name, mean] of means) out.set(name, Float32Array.from(mean));
   return out;
 }
 
 /**
- * Runs a graph whose input is `pixel_values` [batch, C, H, W] over the images in whole batches
- * and returns each output averaged over the batches (statistics passes: BatchNorm re-estimation,
- * the calibration of inserted BatchNorms).
+ * Builds the encoder on `pixel_values` [batch, C, H, W] in a context of `o.ctx`, runs the
+ * tensors `outputs(ctx)` names over the images in whole batches, and returns each averaged over
+ * the batches, by name (statistics passes: BatchNorm re-estimation, the calibration of inserted
+ * BatchNorms). Empty where `outputs` names none.
  */
 export async function meanOverBatches(
-  g: Graph,
   spec: EncoderSpec,
+  values: Map<string, Float32Array>,
   images: Float32Array,
   n: number,
-  batch: number,
-  o: { device?: Device; threads?: number } = {},
+  o: { batch: number; device?: Device; threads?: number; ctx: Omit<ConstructorParameters<typeof Ctx>[1], 'values'> },
+  outputs: (ctx: Ctx) => [string, Tensor][],
 ): Promise<Map<string, Float64Array>> {
+  const batch = Math.min(o.batch, n);
+  const g = new Graph('infer');
+  const ctx = new Ctx(g, { ...o.ctx, values });
+  makeBackbone(spec.backbone, { width: spec.widthMult }).build(
+    ctx,
+    g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]),
+  );
+  const named = outputs(ctx);
+  if (named.length === 0) return new Map();
+  for (const [name, t] of named) g.output(t, `mean.${name}`);
   const prog = await Program.compile(g, { device: o.device, threads: o.threads });
   const per = spec.channels * spec.height * spec.width;
-  const sums = new Map(g.outputs.map((t) => [t.name, new Float64Array(t.size)]));
+  const sums = new Map(named.map(([name, t]) => [name, new Float64Array(t.size)]));
   let batches = 0;
   try {
     for (let s = 0; s + batch <= n; s += batch, batches++) {
       const r = await prog.run({ pixel_values: images.subarray(s * per, (s + batch) * per) });
       for (const [name, acc] of sums) {
-        const v = r[name] as Float32Array;
+        const v = r[`mean.${name}`] as Float32Array;
         for (let i = 0; i < acc.length; i++) acc[i] += v[i];
       }
     }

@@ -9,10 +9,9 @@ import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import { OnnxEncoder, readPreprocessingFile } from '../core/runtime/onnx-encoder.js';
 import type { Preprocessing } from '../core/gallery-format.js';
-import { IMPORTED_BN_PREFIX, IMPORTED_PREFIX, makeBackbone } from './backbones/index.js';
-import { importedBackbone, INSERTED_TAP, readImported } from './backbones/onnx-import.js';
-import { Graph } from './engine/graph.js';
-import { Ctx } from './engine/nn.js';
+import { IMPORTED_BN_PREFIX, IMPORTED_PREFIX } from './backbones/index.js';
+import { importedBackbone, INSERTED_EPS, INSERTED_TAP, readImported } from './backbones/onnx-import.js';
+import type { Tensor } from './engine/graph.js';
 import * as ops from './engine/ops.js';
 import { meanOverBatches, type EncoderSpec } from './encoder.js';
 import type { Device } from '../core/runtime/session.js';
@@ -84,8 +83,8 @@ export async function prepareInit(
   // A CNN with no normalisation at all had its BatchNorm folded at export: by default it gets it
   // back (bench/continue.ts: +5 points of kNN over training it as it is). A model with
   // LayerNorm (ConvNeXt, ViT) never had BatchNorm after its convolutions.
-  const ops = new Set(m.model.graph.node.map((n) => n.op_type));
-  const folded = ops.has('Conv') && !ops.has('BatchNormalization') && !ops.has('LayerNormalization');
+  const opTypes = new Set(m.model.graph.node.map((n) => n.op_type));
+  const folded = opTypes.has('Conv') && !opTypes.has('BatchNormalization') && !opTypes.has('LayerNormalization');
   const insertBatchNorm = o.insertBatchNorm ?? folded;
   if (folded && o.newRun)
     log(
@@ -124,32 +123,32 @@ export async function calibrateInsertedBatchNorm(
   n: number,
   o: { batch?: number; device?: Device; threads?: number } = {},
 ): Promise<Map<string, Float32Array>> {
-  const batch = Math.min(o.batch ?? 128, n);
-  const g = new Graph('infer');
-  const ctx = new Ctx(g, { training: false, values });
-  makeBackbone(spec.backbone).build(ctx, g.input('pixel_values', [batch, spec.channels, spec.height, spec.width]));
-  const taps = [...ctx.taps].filter(([k]) => k.startsWith(INSERTED_TAP));
-  if (taps.length === 0) return values;
-  taps.forEach(([, y], i) => {
-    g.output(ops.reduceMean(y, [0, 2, 3]), `mean${i}`);
-    g.output(ops.reduceMean(ops.mul(y, y), [0, 2, 3]), `sq${i}`);
-  });
-  const stats = await meanOverBatches(g, spec, images, n, batch, o);
+  const stats = await meanOverBatches(spec, values, images, n, { ...o, batch: o.batch ?? 128, ctx: { training: false } }, (ctx) =>
+    [...ctx.taps]
+      .filter(([k]) => k.startsWith(INSERTED_TAP))
+      .flatMap(([k, y]): [string, Tensor][] => [
+        [`${k.slice(INSERTED_TAP.length)}.mean`, ops.reduceMean(y, [0, 2, 3])],
+        [`${k.slice(INSERTED_TAP.length)}.square`, ops.reduceMean(ops.mul(y, y), [0, 2, 3])],
+      ]),
+  );
   const out = new Map(values);
-  const eps = 1e-5;
-  taps.forEach(([key], i) => {
-    const name = key.slice(INSERTED_TAP.length);
-    const mean = Float32Array.from(stats.get(`mean${i}`)!);
-    const variance = Float32Array.from(stats.get(`sq${i}`)!, (v, c) => Math.max(v - mean[c] * mean[c], 0));
-    out.set(`${name}.running_mean`, mean);
-    out.set(`${name}.running_var`, variance);
-    out.set(
+  // Set for the student and, where there is one, its EMA teacher, which starts as its copy.
+  const set = (key: string, v: Float32Array) => {
+    out.set(key, v);
+    if (values.has(`teacher.${key}`)) out.set(`teacher.${key}`, Float32Array.from(v));
+  };
+  for (const [key, m] of stats) {
+    if (!key.endsWith('.mean')) continue;
+    const name = key.slice(0, -'.mean'.length);
+    const mean = Float32Array.from(m);
+    const variance = Float32Array.from(stats.get(`${name}.square`)!, (v, c) => Math.max(v - mean[c] * mean[c], 0));
+    set(`${name}.running_mean`, mean);
+    set(`${name}.running_var`, variance);
+    set(
       `${name}.weight`,
-      Float32Array.from(variance, (v) => Math.sqrt(v + eps)),
+      Float32Array.from(variance, (v) => Math.sqrt(v + INSERTED_EPS)),
     );
-    out.set(`${name}.bias`, Float32Array.from(mean));
-  });
-  // An EMA teacher starts as a copy of its student, inserted BatchNorms included.
-  for (const [k, v] of [...out]) if (values.has(`teacher.${k}`)) out.set(`teacher.${k}`, Float32Array.from(v));
+    set(`${name}.bias`, Float32Array.from(mean));
+  }
   return out;
 }

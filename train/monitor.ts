@@ -9,6 +9,7 @@ import { loadDataset } from '../data/datasets.js';
 import { plainImages } from './augment/views.js';
 import { Embedder, recalibrateBatchNorm } from './encoder.js';
 import { encoderSpec, type ResolvedConfig } from './config.js';
+import { calibrateInsertedBatchNorm } from './init.js';
 
 export interface KnnSets {
   mem: ImageSet;
@@ -61,12 +62,19 @@ export async function knnCheck(
   }
 }
 
-/** Re-estimates BatchNorm statistics on up to 2,048 plain training images (what the exported encoder keeps). */
+/**
+ * The BatchNorm statistics passes, on one sample of up to 2,048 plain training images (what the
+ * exported encoder sees): re-estimating every BatchNorm's running statistics (what each
+ * checkpoint keeps), and calibrating the BatchNorms an --init run inserted (before its first step).
+ */
 export function batchNormCalibrator(cfg: ResolvedConfig, trainSet: ImageSet) {
   const sample = sampleSet(trainSet, Math.min(2048, trainSet.n));
   const images = plainImages(sample, cfg.resolved.augment.mean, cfg.resolved.augment.std);
-  return (params: Map<string, Float32Array>) =>
-    recalibrateBatchNorm(encoderSpec(cfg), params, images, sample.n, { device: cfg.device, threads: cfg.threads });
+  const o = { device: cfg.device, threads: cfg.threads };
+  return {
+    recalibrate: (params: Map<string, Float32Array>) => recalibrateBatchNorm(encoderSpec(cfg), params, images, sample.n, o),
+    calibrateInserted: (params: Map<string, Float32Array>) => calibrateInsertedBatchNorm(encoderSpec(cfg), params, images, sample.n, o),
+  };
 }
 
 /** Mean per-dimension std of the method's embeddings (every 10 steps); null while healthy, else a warning. */

@@ -20,8 +20,7 @@ import type { Position } from './checkpoint.js';
 import { encoderSpec, resolveConfig, resumeConfig, type ResolvedConfig, type TrainConfig } from './config.js';
 import { hasCheckpoint, loadRunState, metricsWriter, readRunConfig, saveRunState, writeRunConfig } from './run.js';
 import { buildStep } from './step.js';
-import { calibrateInsertedBatchNorm, DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
-import { plainImages } from './augment/views.js';
+import { DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
 import { batchNormCalibrator, collapseWarning, knnCheck, knnSets } from './monitor.js';
 
 export interface TrainHooks {
@@ -95,17 +94,16 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     pos = loaded.position;
     log(`resuming at step ${pos.step} (epoch ${pos.epoch + 1}, batch ${pos.batch})`);
   }
+  const calibrator = batchNormCalibrator(cfg, trainSet);
+  const recalibrate = calibrator.recalibrate;
   if (!resumeFrom && init?.insertBatchNorm) {
     // Inserted BatchNorms start as what the file computes on these images (init.ts).
-    const sample = sampleSet(trainSet, Math.min(2048, trainSet.n));
-    const images = plainImages(sample, r.augment.mean, r.augment.std);
-    state = await calibrateInsertedBatchNorm(encoderSpec(cfg), state, images, sample.n, { device: cfg.device, threads: cfg.threads });
+    state = await calibrator.calibrateInserted(state);
     log('inserted BatchNorms calibrated on plain training images');
   }
   const save = () => saveRunState(runDir, cfg.seed, pos, step.stateShapes, state);
   const writeMetric = metricsWriter(runDir);
   const params = () => new Map([...state].filter(([n]) => !n.startsWith('opt.')));
-  const recalibrate = batchNormCalibrator(cfg, trainSet);
   const sets = await knnSets(cfg, trainSet, log);
 
   let initialKnn: number | null = null;

@@ -174,7 +174,7 @@ export interface ImportBuild {
 export const insertedBatchNorm = (weight: string) => `${weight}.bn`;
 /** Ctx taps that hold each inserted BatchNorm's input, by its prefix (the calibration reads them). */
 export const INSERTED_TAP = 'inserted-bn:';
-const INSERTED_EPS = 1e-5;
+export const INSERTED_EPS = 1e-5;
 
 /**
  * Builds the imported graph on `x` in the engine (`ctx` decides training/eval mode and the values).
@@ -579,12 +579,22 @@ function probeDim(m: ImportedModel): number {
   return importedParamsByNode(m).dim;
 }
 
-/** Builds once (eval mode, one image at the declared size or `size`): the parameters each node reads, and the embedding size. */
-export function importedParamsByNode(m: ImportedModel, size = 64): { dim: number; paramsByNode: [string, string[]][] } {
-  const g = new Graph('infer');
-  const ctx = new Ctx(g, { training: false });
-  const [, c, h, w] = m.input.shape;
-  const x = g.input('probe', [1, c as number, typeof h === 'number' ? h : size, typeof w === 'number' ? w : size]);
-  const r = buildImported(m, ctx, x);
-  return { dim: r.features.dims[1], paramsByNode: r.paramsByNode };
+const probes = new WeakMap<ImportedModel, { dim: number; paramsByNode: [string, string[]][] }>();
+
+/**
+ * The parameters each node reads and the embedding size, from one eval-mode build for one image
+ * (at the declared size, 64 pixels where it is dynamic), once per file version: every build of a
+ * run (the step graph, its re-build after tuning, the config's dim) asks again.
+ */
+function importedParamsByNode(m: ImportedModel): { dim: number; paramsByNode: [string, string[]][] } {
+  let p = probes.get(m);
+  if (!p) {
+    const g = new Graph('infer');
+    const [, c, h, w] = m.input.shape;
+    const x = g.input('probe', [1, c as number, typeof h === 'number' ? h : 64, typeof w === 'number' ? w : 64]);
+    const r = buildImported(m, new Ctx(g, { training: false }), x);
+    p = { dim: r.features.dims[1], paramsByNode: r.paramsByNode };
+    probes.set(m, p);
+  }
+  return p;
 }
