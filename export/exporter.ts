@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { encodeModel, type ModelMsg, type TensorMsg } from '../core/onnx/onnx-proto.js';
+import { encodeModel, type ModelMsg, type NodeMsg } from '../core/onnx/onnx-proto.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { readRunConfig, runCheckpoint } from '../train/run.js';
 import { encoderSpec } from '../train/config.js';
@@ -17,10 +17,10 @@ import { loadDataset } from '../data/datasets.js';
 import { makePlainBatch } from '../train/augment/views.js';
 import { edgeColour } from '../core/preprocess.js';
 import { DEFAULT_BACKGROUND } from '../core/gallery-format.js';
-import { foldBatchNorm, halfPrecisionWeights } from './model-transforms.js';
+import { f32Tensor, foldBatchNorm, halfPrecisionWeights, pruneInitializers } from './model-transforms.js';
 import { setOpset } from './opset.js';
 import { isImported } from '../train/backbones/index.js';
-import { insertedBatchNorm, readImported } from '../train/backbones/onnx-import.js';
+import { INSERTED_EPS, insertedBatchNorm, readImported } from '../train/backbones/onnx-import.js';
 import { initCopy, prepareInit } from '../train/init.js';
 import { UserError } from '../core/errors.js';
 import { readTensor } from '../core/onnx/tensor.js';
@@ -100,7 +100,10 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   const start = imported
     ? await prepareInit({ ...cfg, init: cfg.init ?? initCopy(runDir), imageSize: r.imageSize }, runDir, () => {})
     : null;
-  const opset = o.opset ?? (start ? readImported(start.file).opset : 17);
+  const source = start ? readImported(start.file) : null;
+  // The normalisation consumers apply: an imported encoder's own (its scale), else the run's on 0-1 pixels.
+  const norm = start ? start.preprocessing : { pixelScale: 1 / 255, mean: r.augment.mean, std: r.augment.std };
+  const opset = o.opset ?? source?.opset ?? 17;
   const knn = checkpointKnn(runDir, position.step);
   // The run's images: the export check embeds some, and their edges give the background colour.
   const dataOpts = {
@@ -123,15 +126,15 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
     head,
     normalized: String(!!o.normalize),
     embedding_dim: String(embeddingDim),
-    input_name: start ? readImported(start.file).input.name : 'pixel_values',
-    output_name: start ? readImported(start.file).output.name : 'embeddings',
+    input_name: source?.input.name ?? 'pixel_values',
+    output_name: source?.output.name ?? 'embeddings',
     layout: 'NCHW',
     input_channels: String(r.channels),
     input_height: String(r.imageSize),
     input_width: String(r.imageSize),
-    pixel_scale: String(start ? start.preprocessing.pixelScale : 1 / 255),
-    mean: JSON.stringify(start ? start.preprocessing.mean : r.augment.mean),
-    std: JSON.stringify(start ? start.preprocessing.std : r.augment.std),
+    pixel_scale: String(norm.pixelScale),
+    mean: JSON.stringify(norm.mean),
+    std: JSON.stringify(norm.std),
     resize: `resize to cover ${r.imageSize}x${r.imageSize} (shorter side), centre crop`,
     background: test
       ? `transparent pixels composited on rgb(${background.join(', ')}), the median colour of the training data's image edges`
@@ -141,9 +144,9 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
       channels: r.channels,
       height: r.imageSize,
       width: r.imageSize,
-      pixel_scale: start ? start.preprocessing.pixelScale : 1 / 255,
-      mean: start ? start.preprocessing.mean : r.augment.mean,
-      std: start ? start.preprocessing.std : r.augment.std,
+      pixel_scale: norm.pixelScale,
+      mean: norm.mean,
+      std: norm.std,
       resize: 'cover-center-crop',
       background,
     }),
@@ -155,16 +158,12 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
   };
   if (g.outputs.some((t) => t.name === 'attention'))
     metadata.attention_output = "attention: [N, heads, patches], the CLS token's last-block self-attention";
-  if (start) metadata.init = `${cfg.init ?? 'an ONNX encoder'}, trained on with ${cfg.method}`;
-  // An imported run's inserted BatchNorms are folded back whatever --no-fold says: the file had none there.
-  const built = start
-    ? withTrainedWeights(readImported(start.file).model, values)
-    : { model: g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' }), folded: 0 };
-  let model = built.model;
-  const inserted = built.folded;
+  if (source) metadata.init = `${cfg.init ?? 'an ONNX encoder'}, trained on with ${cfg.method}`;
+  let model: ModelMsg = source
+    ? withTrainedWeights(source.model, values)
+    : g.toModel({ docString: `sslkit ${cfg.method} ${cfg.backbone} encoder`, graphName: 'sslkit_encoder' });
   let folded = 0;
   if (o.fold ?? true) ({ model, folded } = foldBatchNorm(model));
-  folded += inserted;
   metadata.batchnorm_folded = String(folded);
   model = setOpset(model, opset);
   if (o.fp16) model = halfPrecisionWeights(model);
@@ -240,52 +239,40 @@ export async function exportRun(runDir: string, o: ExportOptions): Promise<Expor
  * The imported encoder's own graph with the run's values in its initialisers: same input, output,
  * opset and nodes, so it drops into whatever served the original. Parameters that torch.onnx
  * named through Identity nodes (equal values stored once) become initialisers of their own, and
- * a BatchNorm that --insert-batchnorm put after a convolution is folded back into it.
+ * a BatchNorm that --insert-batchnorm put after a convolution becomes a BatchNormalization node
+ * there, which foldBatchNorm folds back into the convolution as it folds sslkit's own.
  */
-function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): { model: ModelMsg; folded: number } {
-  const f32 = (name: string, dims: number[], data: Float32Array) => ({
-    name,
-    dims,
-    data_type: 1,
-    raw_data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
+function withTrainedWeights(original: ModelMsg, values: Map<string, Float32Array>): ModelMsg {
   const graph = original.graph;
-  const value = (t: TensorMsg) => values.get(t.name) ?? (readTensor(t).data as Float32Array);
   const initializer = graph.initializer.map((t) => {
     const v = values.get(t.name);
     if (!v) return t;
     if (v.length !== readTensor(t).data.length) throw new TypeError(`initialiser '${t.name}': the run holds ${v.length} values`);
-    return f32(t.name, t.dims, v);
+    return f32Tensor(t.name, t.dims, v);
   });
-  const byName = new Map(graph.initializer.map((t) => [t.name, t]));
-  let folded = 0;
-  const node = graph.node
-    .filter((n) => {
-      if (n.op_type !== 'Identity' || !values.has(n.output[0]) || !byName.has(n.input[0])) return true;
-      initializer.push(f32(n.output[0], byName.get(n.input[0])!.dims, values.get(n.output[0])!));
-      return false;
-    })
-    .map((n) => {
-      const bn = insertedBatchNorm(n.input[1] ?? '');
-      if (n.op_type !== 'Conv' || !values.has(`${bn}.weight`) || !byName.has(n.input[1])) return n;
-      // W′ = W·s and b′ = (b − μ)·s + β per output channel, with s = γ/√(σ² + ε).
-      const w = value(byName.get(n.input[1])!);
-      const [gamma, beta, mean, variance] = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => values.get(`${bn}.${k}`)!);
-      const per = w.length / gamma.length;
-      const s = Float32Array.from(gamma, (g, c) => g / Math.sqrt(variance[c] + 1e-5));
-      const bias = n.input[2] ? value(byName.get(n.input[2])!) : new Float32Array(gamma.length);
-      const merged = {
-        w: Float32Array.from(w, (v, i) => v * s[Math.floor(i / per)]),
-        b: Float32Array.from(bias, (v, c) => (v - mean[c]) * s[c] + beta[c]),
-      };
-      const [wName, bName] = [`${n.input[1]}_bnfold`, `${n.input[1]}_bnfold_bias`];
-      initializer.push(f32(wName, byName.get(n.input[1])!.dims, merged.w), f32(bName, [gamma.length], merged.b));
-      folded++;
-      return { ...n, input: [n.input[0], wName, bName] };
-    });
-  // The weights that folding replaced are read by no node now.
-  const read = new Set([...node.flatMap((n) => n.input), ...graph.input.map((i) => i.name), ...graph.output.map((t) => t.name)]);
-  return { model: { ...original, graph: { ...graph, node, initializer: initializer.filter((t) => read.has(t.name)) } }, folded };
+  const dims = new Map(graph.initializer.map((t) => [t.name, t.dims]));
+  const node = graph.node.flatMap((n): NodeMsg[] => {
+    if (n.op_type === 'Identity' && values.has(n.output[0]) && dims.has(n.input[0])) {
+      initializer.push(f32Tensor(n.output[0], dims.get(n.input[0])!, values.get(n.output[0])!));
+      return [];
+    }
+    const bn = insertedBatchNorm(n.input[1] ?? '');
+    if (n.op_type !== 'Conv' || !values.has(`${bn}.weight`)) return [n];
+    const stats = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => `${bn}.${k}`);
+    for (const name of stats) initializer.push(f32Tensor(name, [values.get(name)!.length], values.get(name)!));
+    const before = `${n.output[0]}_before_bn`;
+    return [
+      { ...n, output: [before] },
+      {
+        op_type: 'BatchNormalization',
+        name: `${n.name || n.output[0]}_bn`,
+        input: [before, ...stats],
+        output: [n.output[0]],
+        attribute: [{ name: 'epsilon', type: 1, f: INSERTED_EPS }],
+      },
+    ];
+  });
+  return pruneInitializers({ ...original, graph: { ...graph, node, initializer } });
 }
 
 /** An encoder's output as [N, D]: [N, D, 1, 1] or a feature map averaged over its positions, a token sequence's first token. */

@@ -12,7 +12,7 @@ export function floatData(t: TensorMsg): Float32Array | null {
   return readTensor(t).data as Float32Array;
 }
 
-const f32Tensor = (name: string, dims: number[], data: Float32Array): TensorMsg => ({
+export const f32Tensor = (name: string, dims: number[], data: Float32Array): TensorMsg => ({
   name,
   dims,
   data_type: DataType.float32,
@@ -20,7 +20,7 @@ const f32Tensor = (name: string, dims: number[], data: Float32Array): TensorMsg 
 });
 
 /** Drops initialisers that no node reads and no output names. */
-function pruneInitializers(model: ModelMsg): ModelMsg {
+export function pruneInitializers(model: ModelMsg): ModelMsg {
   const used = new Set<string>();
   for (const n of model.graph.node) for (const i of n.input) used.add(i);
   for (const o of model.graph.output) used.add(o.name);
