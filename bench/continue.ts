@@ -32,6 +32,7 @@ import { TrainConfigSchema } from '../train/config.js';
 import { exportRun } from '../export/exporter.js';
 import { evaluate } from '../eval/evaluate.js';
 import { dumpParityData } from './parity/dump-data.js';
+import { PARITY_HEADS, PARITY_RECIPE } from './parity/recipe.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -110,14 +111,10 @@ async function sslkitRow(label: string, key: string, o: { init?: string; backbon
       imageSize: o.init ? undefined : size,
       initLrScale: o.init ? Number(a['init-lr-scale']) : undefined,
       epochs,
-      batchSize: 256,
-      optimizer: 'adamw',
-      lr: 1e-3,
-      weightDecay: 1e-6,
-      warmupEpochs: 0,
+      ...PARITY_RECIPE,
       lrSchedule: 'constant',
       seed: Number(a.seed),
-      hp: { proj_hidden: 256, proj_out: 128, temperature: 0.2 },
+      hp: PARITY_HEADS.simclr.hp,
       limit,
       knnMemory: 0,
       threads: Number(a.threads),
@@ -156,10 +153,7 @@ async function torchRows(n: number, label: string) {
     a.seed!,
     '--threads',
     a.threads!,
-    '--hidden',
-    '256',
-    '--out-dim',
-    '128',
+    ...PARITY_HEADS.simclr.torch,
     '--resnet18-state',
     path.join(pre, 'pretrained.pt'),
     '--export-onnx',

@@ -19,6 +19,7 @@ import { train } from '../../train/trainer.js';
 import { TrainConfigSchema } from '../../train/config.js';
 import { evaluate } from '../../eval/evaluate.js';
 import { dumpParityData } from './dump-data.js';
+import { PARITY_HEADS, PARITY_RECIPE } from './recipe.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -40,12 +41,6 @@ const { values: a } = parseArgs({
 });
 const epochs = Number(a.epochs);
 const limit = Number(a.limit);
-// Per method: sslkit's --set values and the PyTorch script's flags for the same heads.
-const HEADS: Record<string, { hp: Record<string, number>; torch: string[] }> = {
-  simclr: { hp: { proj_hidden: 256, proj_out: 128, temperature: 0.2 }, torch: ['--hidden', '256', '--out-dim', '128'] },
-  byol: { hp: { proj_hidden: 256, proj_out: 128, ema: 0.99 }, torch: ['--hidden', '256', '--out-dim', '128'] },
-  vicreg: { hp: { proj_dim: 256 }, torch: ['--hidden', '256'] },
-};
 const dataDir = path.join(a.work!, 'data');
 const meta = await dumpParityData({ data: a.data!, dataDir: a['data-dir'], limit, out: dataDir });
 const pct = (v: number | undefined) => (v === undefined ? 'n/a' : `${(100 * v).toFixed(2)}%`);
@@ -55,8 +50,8 @@ console.log(
 );
 const rows: string[][] = [];
 for (const method of a.methods!.split(',')) {
-  const head = HEADS[method];
-  if (!head) throw new Error(`bench/parity covers ${Object.keys(HEADS).join(', ')}, not '${method}'`);
+  const head = PARITY_HEADS[method];
+  if (!head) throw new Error(`bench/parity covers ${Object.keys(PARITY_HEADS).join(', ')}, not '${method}'`);
   if (!a['torch-only']) {
     const out = path.join(a.work!, `sslkit-${method}`);
     fs.rmSync(out, { recursive: true, force: true });
@@ -67,11 +62,7 @@ for (const method of a.methods!.split(',')) {
         data: a.data,
         dataDir: a['data-dir'],
         epochs,
-        batchSize: 256,
-        optimizer: 'adamw',
-        lr: 1e-3,
-        weightDecay: 1e-6,
-        warmupEpochs: 0,
+        ...PARITY_RECIPE,
         lrSchedule: a.schedule,
         convInit: a['conv-init'],
         seed: Number(a.seed),
