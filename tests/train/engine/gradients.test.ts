@@ -123,6 +123,12 @@ const cases: GradCase[] = [
     inputs: { x: [2, 4, 5, 5], w: [6, 2, 3, 3] },
     f: ({ x, w }) => o.conv(x, w, null, { group: 2, pads: [1, 1, 1, 1] }),
   },
+  {
+    // One input channel per group: the per-tap weight gradient (conv-grad.ts depthwiseWeightGrad).
+    name: 'Conv depthwise, channel multiplier 2, strided, dilated, uneven pads',
+    inputs: { x: [2, 3, 9, 8], w: [6, 1, 3, 3] },
+    f: ({ x, w }) => o.conv(x, w, null, { group: 3, strides: [2, 1], dilations: [2, 1], pads: [2, 1, 1, 0] }),
+  },
   { name: 'Conv 1x1', inputs: { x: [2, 4, 5, 3], w: [3, 4, 1, 1] }, f: ({ x, w }) => o.conv(x, w, null) },
   { name: 'Conv 1x1 strided', inputs: { x: [2, 4, 5, 5], w: [3, 4, 1, 1] }, f: ({ x, w }) => o.conv(x, w, null, { strides: [2, 2] }) },
   {
