@@ -4,6 +4,7 @@ import { startServer } from '../serve/server.js';
 import { ensureDemoBuilt } from '../web-demo/build.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { intOption } from './options.js';
+import { DEFAULT_METADATA_LIMITS } from '../serve/store.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -35,6 +36,18 @@ export function serveCommand(): Command {
     )
     .option('--max-images <n>', 'images one request may carry (413 beyond)', intOption('--max-images', 1), 64)
     .option(
+      '--max-metadata-bytes <n>',
+      'largest metadata of one index item, as JSON (413 beyond): every search near it returns it',
+      intOption('--max-metadata-bytes', 2),
+      DEFAULT_METADATA_LIMITS.maxBytes,
+    )
+    .option(
+      '--max-metadata-keys <n>',
+      'most metadata keys of one index item (400 beyond)',
+      intOption('--max-metadata-keys', 0),
+      DEFAULT_METADATA_LIMITS.maxKeys,
+    )
+    .option(
       '--drain-ms <n>',
       'on SIGTERM, longest wait for requests in flight before the index is saved',
       intOption('--drain-ms', 0),
@@ -63,6 +76,8 @@ export function serveCommand(): Command {
         timeoutMs: number;
         maxBodyBytes: number;
         maxImages: number;
+        maxMetadataBytes: number;
+        maxMetadataKeys: number;
         drainMs: number;
         maxPixels: number;
         annThreshold: number;

@@ -14,7 +14,8 @@ export function apiKeyAuth(o: { key?: string; scope: 'all' | 'writes' }): { all:
   if (!o.key) return { all: pass, writes: pass };
   const want = crypto.createHash('sha256').update(o.key).digest();
   const check = (req: Request, _res: Response, next: NextFunction) => {
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // The scheme is case-insensitive (RFC 7235): `bearer`, `BEARER` and `Bearer` are one scheme.
+    const m = /^Bearer +(\S.*)$/i.exec(req.headers.authorization ?? '');
     const got = m ? crypto.createHash('sha256').update(m[1]).digest() : null;
     if (!got || !crypto.timingSafeEqual(got, want))
       return next(

@@ -4,6 +4,7 @@
  * table that several `--shard` jobs may fill), and clusters the gallery with k-means (K by
  * option; default the class count, else √N); optionally writes the browser gallery too.
  */
+import fs from 'node:fs';
 import { loadDataset, type Split } from '../data/datasets.js';
 import { sampleIndices, subset, type ImageSet } from '../core/image-set.js';
 import { kmeans } from '../core/kmeans.js';
@@ -15,6 +16,7 @@ import { saveIndex, type IndexData, type IndexItem } from './index-file.js';
 import { exportGallery } from './gallery.js';
 import { ExactSearch } from './exact-search.js';
 import { FileStore } from './file-store.js';
+import { lockIndex } from './index-lock.js';
 import { PostgresStore } from './postgres-store.js';
 import { modelIdentity, checkIdentity } from './identity.js';
 import { UserError } from '../core/errors.js';
@@ -82,6 +84,16 @@ const defaultClusters = (o: BuildIndexOptions, classes: number, n: number) =>
 
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
   if (o.shard) throw new UserError('--shard fills a PostgreSQL index (--out postgres://…); an index file is written by one job');
+  // Refused at once while a service writes this file, not after the embedding.
+  const lock = lockIndex(out, o.log);
+  try {
+    return await buildIndexFile(modelFile, out, o);
+  } finally {
+    lock.release();
+  }
+}
+
+async function buildIndexFile(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
   const enc = await OnnxEncoder.load(modelFile, o);
   const { set, items, classes } = await selectImages(o, enc.preprocessing);
   let vectors: Float32Array;
@@ -109,6 +121,8 @@ export async function buildIndex(modelFile: string, out: string, o: BuildIndexOp
     clusters: { k, centroids: km.centroids, assign: km.assign },
   };
   saveIndex(out, index);
+  // What a service of the index this file replaces left beside it belongs to that index.
+  for (const old of [`${out}.wal`, `${out}.hnsw`, `${out}.hnsw.json`]) fs.rmSync(old, { force: true });
   if (index.items.length >= (o.annThreshold ?? 20_000)) {
     // Opening builds the graph; the snapshot saves it with the index, so `sslkit serve` loads it instead.
     const store = FileStore.open(out, { annThreshold: o.annThreshold });

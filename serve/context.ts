@@ -2,7 +2,7 @@
 import express, { type RequestHandler, type Router } from 'express';
 import type { ModelThread } from './model-thread.js';
 import type { Batcher } from './batcher.js';
-import type { IndexStore } from './store.js';
+import type { IndexStore, MetadataLimits } from './store.js';
 import type { Metrics } from './metrics.js';
 import { ApiError } from './errors.js';
 import { bytesFromString, imageToInput } from './images.js';
@@ -18,6 +18,8 @@ export interface ServeContext {
   /** Images one request may carry. */
   maxImages: number;
   maxBodyBytes: number;
+  /** Bounds on one index item's metadata. */
+  metadataLimits: MetadataLimits;
   /** The API-key check the write routes carry (a pass-through unless --api-key-scope writes). */
   guardWrites: RequestHandler;
   modelName: string;

@@ -44,5 +44,9 @@ export function errorHandler(err: unknown, _req: Request, res: Response, next: N
   if (res.headersSent) return next(err);
   const e = err instanceof ApiError ? err : fromLibraryError(err);
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-  res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
+  // `type` and `param` as OpenAI's API has them, so its clients read our errors too.
+  const type = e.status >= 500 ? 'server_error' : 'invalid_request_error';
+  res
+    .status(e.status)
+    .json({ error: { code: e.code, message: e.message, type, param: e.field ?? null, ...(e.field ? { field: e.field } : {}) } });
 }

@@ -11,13 +11,29 @@ import path from 'node:path';
 import { kmeansInWorker } from '../core/kmeans.js';
 import { normalizeRows } from '../core/vectors.js';
 import { loadIndex, saveIndex, type IndexData, type IndexItem } from './index-file.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { isOutOfSpace, writeFileAtomic } from '../core/fs.js';
 import { ExactSearch, type Neighbour } from './exact-search.js';
 import { AnnIndex } from './ann.js';
 import { ApiError } from './errors.js';
+import { isRunning, lockIndex, type IndexLock } from './index-lock.js';
 import { replayWal, WalWriter, type ReplayResult, type WalOp } from './wal.js';
 
 import { checkVector, MAX_CLUSTERS, type ClusterSummary, type Hit, type IndexEntry, type IndexStore } from './store.js';
+
+/** What a failed write of the index's files answers: 507 when the storage is full, else 503; nothing was stored. */
+function storageError(file: string, e: unknown, what: string): ApiError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  return isOutOfSpace(e)
+    ? new ApiError(
+        507,
+        'insufficient_storage',
+        `${what}: no room to write ${path.basename(file)} (${code}); nothing was changed, try again when there is space`,
+      )
+    : new ApiError(503, 'index_write_failed', `${what}: ${path.basename(file)} could not be written (${code}); nothing was changed`);
+}
+
+/** Retry a failed snapshot no sooner than this (each try writes the whole index). */
+const SNAPSHOT_RETRY_MS = 30_000;
 
 export interface StoreOptions {
   /** Index size from which searches go through HNSW (approximate). */
@@ -40,15 +56,6 @@ function removeStaleTemporaries(file: string, log: (l: string) => void): void {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class FileStore {
   private vectors: Float32Array;
   private items: IndexItem[];
@@ -61,6 +68,9 @@ export class FileStore {
   /** Ids written while a cluster rebuild runs (their k-means assignment may be stale). */
   private touched: Set<string> | null = null;
   private rebuilding = false;
+  /** When a snapshot last failed (the log keeps every write meanwhile). */
+  private snapshotFailedAt = -Infinity;
+  readonly log: (line: string) => void;
   /** What opening found in the log. */
   replay: ReplayResult = { lastLsn: 0, truncatedBytes: 0, legacy: false };
   /** HNSW over the items once the index is large; keys are stable across swap-deletes. */
@@ -80,6 +90,7 @@ export class FileStore {
     this.items.forEach((it, i) => this.rows.set(it.id, i));
     this.lsn = base.lsn ?? 0;
     this.walMaxBytes = o.walMaxBytes ?? 64 * 2 ** 20;
+    this.log = o.log ?? (() => {});
   }
 
   /** True when the HNSW graph came from its saved file rather than a rebuild. */
@@ -236,13 +247,29 @@ export class FileStore {
     }
   }
 
-  /** Logs the ops as one record (a batch is all or nothing), applies them, and snapshots a log grown too long. */
+  /**
+   * Logs the ops as one record (a batch is all or nothing), applies them, and snapshots a log grown
+   * too long. A record that cannot be written whole changes nothing (the log is cut back) and
+   * answers 507 or 503; a snapshot that cannot be written is only logged: the log still holds it all.
+   */
   private commit(ops: WalOp[]): void {
-    if (!this.wal) throw new Error('FileStore: closed');
-    this.wal.append({ lsn: this.lsn + 1, ops });
+    if (!this.wal) throw new ApiError(503, 'shutting_down', 'the index is closed');
+    try {
+      this.wal.append({ lsn: this.lsn + 1, ops });
+    } catch (e) {
+      this.log(`${this.wal.file}: a write was refused and not stored: ${(e as Error).message}`);
+      throw storageError(this.wal.file, e, 'the write was not stored');
+    }
     this.lsn++;
     for (const op of ops) this.apply(op);
-    if (this.wal.size > this.walMaxBytes) this.snapshot();
+    if (this.wal.size > this.walMaxBytes && Date.now() - this.snapshotFailedAt > SNAPSHOT_RETRY_MS) {
+      try {
+        this.snapshot();
+      } catch (e) {
+        this.snapshotFailedAt = Date.now();
+        this.log(`${this.file}: the snapshot could not be written (${(e as Error).message}); the log keeps every write meanwhile`);
+      }
+    }
   }
 
   /** Adds (or replaces) items; durable when it returns. `field` names an entry's vector in errors. */
@@ -308,6 +335,7 @@ export class FileStore {
       const km = await kmeansInWorker(Float32Array.from(this.vectors.subarray(0, n * this.dim)), this.dim, kk, { seed: 0 });
       if (!this.wal) throw new ApiError(503, 'shutting_down', 'the index was closed during the rebuild');
       const rowAtStart = new Map(ids.map((id, i) => [id, i]));
+      const before = { base: this.base, assign: Int32Array.from(this.assign) };
       this.base = { ...this.base, clusters: { k: kk, centroids: km.centroids, assign: km.assign } };
       const fresh = this.search();
       for (let row = 0; row < this.items.length; row++) {
@@ -318,7 +346,15 @@ export class FileStore {
             ? km.assign[was]
             : fresh.assign(this.vectors.subarray(row * this.dim, (row + 1) * this.dim)).cluster;
       }
-      this.snapshot();
+      try {
+        this.snapshot();
+      } catch (e) {
+        // A clustering that is not on disk is not taken: everything stays as before the rebuild.
+        this.base = before.base;
+        this.assign.set(before.assign.subarray(0, this.assign.length));
+        this.log(`${this.file}: the cluster rebuild was dropped, its snapshot could not be written: ${(e as Error).message}`);
+        throw storageError(this.file, e, 'the cluster rebuild was not kept');
+      }
       return this.clusters;
     } finally {
       this.rebuilding = false;
@@ -337,15 +373,27 @@ export class FileStore {
       vectors: Float32Array.from(this.vectors.subarray(0, this.count * this.dim)),
       clusters: { ...this.clusters, assign: Int32Array.from(this.clusters.assign) },
     });
-    this.wal?.reset();
+    this.snapshotFailedAt = -Infinity;
+    try {
+      this.wal?.reset();
+    } catch (e) {
+      // The snapshot holds every record (replay skips them by LSN); the next append starts the log afresh.
+      this.log(`${this.file}.wal: not emptied after the snapshot (${(e as Error).message})`);
+    }
     if (this.ann) {
+      // Only a start-up speed-up: a graph that cannot be saved is rebuilt at the next start.
       const f = this.annFiles();
       const tmp = `${f.graph}.${process.pid}.tmp`;
-      this.ann.save(tmp);
-      fs.renameSync(tmp, f.graph);
-      const st = fs.statSync(this.file);
-      const keys = this.items.map((it) => String(this.keyOf.get(it.id)));
-      writeFileAtomic(f.keys, [JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, nextKey: String(this.nextKey), keys })]);
+      try {
+        this.ann.save(tmp);
+        fs.renameSync(tmp, f.graph);
+        const st = fs.statSync(this.file);
+        const keys = this.items.map((it) => String(this.keyOf.get(it.id)));
+        writeFileAtomic(f.keys, [JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, nextKey: String(this.nextKey), keys })]);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        this.log(`${f.graph}: the HNSW graph was not saved (${(e as Error).message}); the next start rebuilds it`);
+      }
     }
   }
 
@@ -359,10 +407,20 @@ export class FileStore {
 export class FileIndex implements IndexStore {
   readonly kind = 'file';
 
-  constructor(readonly store: FileStore) {}
+  constructor(
+    readonly store: FileStore,
+    private readonly lock: IndexLock | null = null,
+  ) {}
 
+  /** Opens an index file for writing: refused while another process (or this one) has it open. */
   static open(file: string, o: StoreOptions = {}): FileIndex {
-    return new FileIndex(FileStore.open(file, o));
+    const lock = lockIndex(file, o.log);
+    try {
+      return new FileIndex(FileStore.open(file, o), lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
   }
 
   get location(): string {
@@ -412,8 +470,17 @@ export class FileIndex implements IndexStore {
   async reachable(): Promise<boolean> {
     return true;
   }
+  /** Snapshots and closes; a snapshot that cannot be written is logged, the log keeps every write for the next start. */
   async close(): Promise<void> {
-    this.store.snapshot();
-    this.store.close();
+    try {
+      this.store.snapshot();
+    } catch (e) {
+      this.store.log(
+        `${this.store.file}: the snapshot could not be written on shutdown (${(e as Error).message}); nothing is lost: ${path.basename(this.store.file)}.wal holds every write and the next start replays it`,
+      );
+    } finally {
+      this.store.close();
+      this.lock?.release();
+    }
   }
 }

@@ -40,6 +40,20 @@ function decodeError(e: unknown, bytes: Buffer, field: string): ApiError {
   return new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
 }
 
+/** An image whose header is fine but whose shape libvips cannot resize to the model's (a 1 × 39,000,000 strip). */
+async function sizeError(bytes: Buffer, p: Preprocessing, field: string, cause: unknown): Promise<ApiError> {
+  const m = await sharp(bytes)
+    .metadata()
+    .catch(() => null);
+  if (!m?.width || !m.height) return decodeError(cause, bytes, field);
+  return new ApiError(
+    400,
+    'image_too_large',
+    `image is ${m.width} × ${m.height} pixels: too long a side or too extreme an aspect ratio to resize to the model's ${p.width} × ${p.height}`,
+    field,
+  );
+}
+
 /** The image type from its magic bytes: only these three reach the decoder. */
 function sniff(b: Buffer): 'jpeg' | 'png' | 'webp' | null {
   if (b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
@@ -124,6 +138,7 @@ async function decodeWithSharp(bytes: Buffer, p: Preprocessing, maxPixels: numbe
     if (/pixel limit/i.test(msg))
       throw new ApiError(400, 'too_many_pixels', `image has more than ${maxPixels} pixels (width × height)`, field);
     if (/unsupported image format/i.test(msg)) throw new ApiError(400, 'not_an_image', 'not a JPEG, PNG or WebP image', field);
+    if (/coordinates out of range|too large|exceeds/i.test(msg)) throw await sizeError(bytes, p, field, e);
     throw decodeError(e, bytes, field);
   }
   return raw;

@@ -52,6 +52,12 @@ export function tablesOf(table: string) {
   };
 }
 
+/** Every relation an index creates (tables, their keys and indexes, its sequence), unquoted. */
+function relationsOf(table: string): string[] {
+  const tables = [table, `${table}_clusters`, `${table}_assign`, `${table}_meta`, `${table}_shards`];
+  return [...tables, ...tables.map((t) => `${t}_pkey`), `${table}_seq_seq`, `${table}_hnsw`, `${table}_assign_cluster`];
+}
+
 export interface Identity {
   dim: number;
   model: IndexData['model'];
@@ -131,6 +137,20 @@ export async function migrate(
       throw new UserError(
         `${loc.redacted}: no index '${loc.table}' in this database; create it with 'sslkit index MODEL --data D --out URL'`,
       );
+    if (version === 0) {
+      // A new index must not land on tables of something else (another index's NAME_meta, sslkit_schema, …).
+      const taken = (
+        await c.query(
+          `SELECT c.relname FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+             AND c.relname = ANY($1) ORDER BY c.relname`,
+          [relationsOf(loc.table)],
+        )
+      ).rows.map((r) => r.relname as string);
+      if (taken.length)
+        throw new UserError(
+          `${loc.redacted}: table=${loc.table} cannot be a new index here: it needs the names ${relationsOf(loc.table).slice(0, 5).join(', ')}, and ${taken.join(', ')} already exist${taken.length === 1 ? 's' : ''} in this database (another index's tables, or not sslkit's); choose another table name`,
+        );
+    }
     for (let v = version; v < SCHEMA_VERSION; v++) await MIGRATIONS[v](c, loc.table, create!);
     if (version < SCHEMA_VERSION) {
       await c.query(

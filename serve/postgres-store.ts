@@ -61,6 +61,29 @@ function isUnavailable(e: unknown): boolean {
   );
 }
 
+/** Deadlock and serialization failures: the transaction did nothing and may simply run again. */
+const RETRYABLE_CODES = new Set(['40P01', '40001']);
+const MAX_TX_ATTEMPTS = 5;
+
+/**
+ * A pooled connection with an 'error' listener for as long as it is checked out: the server
+ * dropping it between two queries (a restart, `pg_terminate_backend`) is then noted, not an
+ * unhandled 'error' event that ends the process. `release()` discards a connection that failed.
+ */
+async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; release(err?: Error): void }> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (e: Error) => (lost = e);
+  client.on('error', onError);
+  return {
+    client,
+    release(err?: Error) {
+      client.off('error', onError);
+      client.release(err ?? lost);
+    },
+  };
+}
+
 const errorCode = (e: unknown) => (e as { code?: string }).code ?? (e instanceof ApiError ? e.code : 'error');
 
 /** The text form pgvector reads; a float32's shortest decimal parses back to the same float32. */
@@ -138,11 +161,37 @@ export class PostgresStore implements IndexStore {
    * a 503 when the database is unreachable (the request can be retried), else passed on.
    */
   private async run<T>(op: string, fn: (c: pg.PoolClient) => Promise<T>, tx = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(op, fn, tx);
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? '';
+        if (!tx || !RETRYABLE_CODES.has(code) || attempt >= MAX_TX_ATTEMPTS) {
+          if (RETRYABLE_CODES.has(code))
+            throw new ApiError(
+              503,
+              'index_busy',
+              `the index database kept refusing the write (${(e as Error).message}); try again`,
+              undefined,
+              {
+                'Retry-After': '1',
+              },
+            );
+          throw e;
+        }
+        // Rolled back whole: wait a little (jittered, growing) and run the transaction again.
+        await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  private async runOnce<T>(op: string, fn: (c: pg.PoolClient) => Promise<T>, tx: boolean): Promise<T> {
     const t0 = performance.now();
-    let client: pg.PoolClient | undefined;
+    let conn: Awaited<ReturnType<typeof checkout>> | undefined;
     let broken: Error | undefined;
     try {
-      client = await this.pool.connect();
+      conn = await checkout(this.pool);
+      const client = conn.client;
       if (tx) await client.query('BEGIN');
       const r = await fn(client);
       if (tx) await client.query('COMMIT');
@@ -154,12 +203,12 @@ export class PostgresStore implements IndexStore {
         broken = e as Error;
         throw new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message}); try again shortly`);
       }
-      if (tx && client) await client.query('ROLLBACK').catch(() => {});
+      if (tx && conn) await conn.client.query('ROLLBACK').catch((r: Error) => (broken = r));
       if ((e as { code?: string }).code === '57014')
         throw new ApiError(503, 'index_timeout', `the index database did not answer in time (${(e as Error).message})`);
       throw e;
     } finally {
-      client?.release(broken);
+      conn?.release(broken);
     }
   }
 
@@ -199,7 +248,8 @@ export class PostgresStore implements IndexStore {
     const key = `sslkit:${this.loc.table}:hnsw`;
     const job: { done: Promise<void>; pid?: number } = { done: Promise.resolve() };
     job.done = (async () => {
-      const c = await this.pool.connect();
+      const conn = await checkout(this.pool);
+      const c = conn.client;
       let broken: Error | undefined;
       try {
         if (!(await c.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key])).rows[0].ok) return;
@@ -220,7 +270,7 @@ export class PostgresStore implements IndexStore {
         this.log(`${this.loc.redacted}: the HNSW index was not built (${(e as Error).message}); searches stay exact`);
         throw e;
       } finally {
-        c.release(broken ?? true);
+        conn.release(broken ?? new Error('session settings changed'));
         this.building = null;
       }
     })();
@@ -241,13 +291,22 @@ export class PostgresStore implements IndexStore {
     return toSql(normalizeRows(Float32Array.from(query), this.dim));
   }
 
-  /** Sets the search mode for the transaction: HNSW with its ef_search, or exact (no index scan). */
-  private async searchMode(c: pg.PoolClient, k: number, ef?: number): Promise<void> {
+  /**
+   * Sets the search mode for the transaction: HNSW with its ef_search, or exact (no index scan);
+   * true for HNSW. HNSW scans go on past dead tuples (pgvector 0.8's iterative scan, in exact
+   * distance order), else a table with many updates or deletes returns fewer than k hits.
+   */
+  private async searchMode(c: pg.PoolClient, k: number, ef?: number): Promise<boolean> {
     const st = await this.recentState();
-    if (st.n >= this.annThreshold && st.ann)
+    if (st.n >= this.annThreshold && st.ann) {
       // The planner would still scan a small table whole: above the threshold the index is the point.
-      await c.query(`SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(k, ef ?? this.efSearch))}`);
-    else await c.query('SET LOCAL enable_indexscan = off');
+      await c.query(
+        `SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(k, ef ?? this.efSearch))}; SET LOCAL hnsw.iterative_scan = strict_order`,
+      );
+      return true;
+    }
+    await c.query('SET LOCAL enable_indexscan = off');
+    return false;
   }
 
   async nearest(query: Float32Array, k: number, o: SearchOptions = {}): Promise<Hit[]> {
@@ -255,11 +314,14 @@ export class PostgresStore implements IndexStore {
     return this.run(
       'search',
       async (c) => {
-        await this.searchMode(c, k, o.efSearch);
-        const r = await c.query(
-          `SELECT id, metadata, 1 - (embedding <=> $1) AS score FROM ${this.t.items} ORDER BY embedding <=> $1 LIMIT $2`,
-          [q, k],
-        );
+        const approximate = await this.searchMode(c, k, o.efSearch);
+        const sql = `SELECT id, metadata, 1 - (embedding <=> $1) AS score FROM ${this.t.items} ORDER BY embedding <=> $1 LIMIT $2`;
+        let r = await c.query(sql, [q, k]);
+        if (approximate && r.rows.length < k) {
+          // Even the iterative scan stopped short (its tuple budget spent on dead rows): exact, when the table has more.
+          await c.query('SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = off');
+          r = await c.query(sql, [q, k]);
+        }
         return r.rows.map((row) => ({
           id: row.id as string,
           score: row.score as number,
@@ -324,7 +386,10 @@ export class PostgresStore implements IndexStore {
       byId.delete(id);
       byId.set(id, { e: this.unit(vector, field), m: JSON.stringify(metadata) });
     }
-    const rows = [...byId.values()];
+    // Row locks in one order (ids sorted as PostgreSQL's "C" collation sorts them) so that concurrent
+    // batches over the same ids wait for each other instead of deadlocking.
+    const ids = [...byId.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const rows = ids.map((id) => byId.get(id)!);
     await this.run(
       'write',
       async (c) => {
@@ -333,14 +398,15 @@ export class PostgresStore implements IndexStore {
         await c.query(
           `WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(id, e, m)),
            written AS (
-             INSERT INTO ${this.t.items} (id, embedding, metadata) SELECT id, e::vector, m FROM u
+             INSERT INTO ${this.t.items} (id, embedding, metadata) SELECT id, e::vector, m FROM u ORDER BY id COLLATE "C"
              ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding, metadata = excluded.metadata,
                seq = nextval('${this.t.seq}'), updated_at = now())
            INSERT INTO ${this.t.assign} (id, cluster)
            SELECT u.id, c.id FROM u CROSS JOIN LATERAL
              (SELECT id FROM ${this.t.clusters} ORDER BY centroid <=> u.e::vector LIMIT 1) c
+           ORDER BY u.id COLLATE "C"
            ON CONFLICT (id) DO UPDATE SET cluster = excluded.cluster`,
-          [[...byId.keys()], rows.map((r) => r.e), rows.map((r) => r.m)],
+          [ids, rows.map((r) => r.e), rows.map((r) => r.m)],
         );
       },
       true,
@@ -352,8 +418,10 @@ export class PostgresStore implements IndexStore {
       'delete',
       async (c) => {
         await c.query(`SELECT pg_advisory_xact_lock_shared(hashtext($1))`, [`sslkit:${this.loc.table}:clusters`]);
+        // The item row first, then its assignment: the order in which writes lock them.
+        const n = (await c.query(`DELETE FROM ${this.t.items} WHERE id = $1`, [id])).rowCount;
         await c.query(`DELETE FROM ${this.t.assign} WHERE id = $1`, [id]);
-        return (await c.query(`DELETE FROM ${this.t.items} WHERE id = $1`, [id])).rowCount;
+        return n;
       },
       true,
     );
@@ -372,12 +440,13 @@ export class PostgresStore implements IndexStore {
    */
   async rebuildClusters(k?: number): Promise<{ k: number }> {
     const key = `sslkit:${this.loc.table}:rebuild`;
-    let holder: pg.PoolClient;
+    let conn: Awaited<ReturnType<typeof checkout>>;
     try {
-      holder = await this.pool.connect();
+      conn = await checkout(this.pool);
     } catch (e) {
       throw isUnavailable(e) ? new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message})`) : e;
     }
+    const holder = conn.client;
     let broken: Error | undefined;
     try {
       if (!(await holder.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key])).rows[0].ok)
@@ -419,7 +488,7 @@ export class PostgresStore implements IndexStore {
       if (isUnavailable(e)) broken = e as Error;
       throw isUnavailable(e) ? new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message})`) : e;
     } finally {
-      holder.release(broken);
+      conn.release(broken);
     }
   }
 

@@ -8,8 +8,9 @@ const embedding = z.array(z.number()).min(1).max(65_536).describe('a query embed
 
 export const EmbeddingsBody = z.object({
   input: z.union([image, z.array(image).min(1)]),
-  model: z.string().optional(),
+  model: z.string().optional().describe("this service's model id (GET /v1/models); any other is refused"),
   encoding_format: z.enum(['float', 'base64']).default('float'),
+  dimensions: z.number().int().min(1).optional().describe("the model's embedding size; it cannot shorten its embeddings"),
 });
 
 export const SearchBody = z

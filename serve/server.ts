@@ -10,7 +10,7 @@ import express from 'express';
 import { ModelThread } from './model-thread.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
-import type { IndexStore } from './store.js';
+import { DEFAULT_METADATA_LIMITS, type IndexStore } from './store.js';
 import { openIndexStore } from './open-store.js';
 import { checkIdentity, modelIdentity } from './identity.js';
 import { createMetrics } from './metrics.js';
@@ -20,7 +20,7 @@ import { embeddingsRoute } from './routes/embeddings.js';
 import { searchRoutes } from './routes/search.js';
 import { indexItemRoutes } from './routes/index-items.js';
 import { systemRoutes } from './routes/system.js';
-import { staticAssets } from './static-assets.js';
+import { regularFilesIn, staticAssets } from './static-assets.js';
 import type { ServeContext } from './context.js';
 import { UserError } from '../core/errors.js';
 
@@ -56,6 +56,10 @@ export interface ServeOptions {
   /** Images one request may carry (JSON array, multipart files, or items with images). */
   maxImages?: number;
   maxPixels?: number;
+  /** Largest metadata of one index item, as JSON bytes (default 16 KiB). */
+  maxMetadataBytes?: number;
+  /** Most metadata keys of one index item (default 64). */
+  maxMetadataKeys?: number;
   /** Longest wait, on shutdown, for requests in flight before their connections are cut. */
   drainMs?: number;
   /** Longest time a client may take to send one request (headers and body). */
@@ -151,6 +155,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     maxPixels: o.maxPixels ?? 40_000_000,
     maxImages: o.maxImages ?? 64,
     maxBodyBytes: o.maxBodyBytes ?? 20_000_000,
+    metadataLimits: {
+      maxBytes: o.maxMetadataBytes ?? DEFAULT_METADATA_LIMITS.maxBytes,
+      maxKeys: o.maxMetadataKeys ?? DEFAULT_METADATA_LIMITS.maxKeys,
+    },
     guardWrites: auth.writes,
     modelName: path.basename(o.model, '.onnx'),
     centre: store?.model.centre ? Float32Array.from(store.model.centre) : null,
@@ -193,13 +201,24 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   app.use(indexItemRoutes(ctx));
   if (o.gallery) {
     app.get('/demo/model.onnx', (_req, res) => res.sendFile(path.resolve(o.model)));
-    app.use('/demo/gallery', express.static(o.gallery));
+    app.use('/demo/gallery', regularFilesIn(o.gallery));
   }
   if (demoDir) app.use(...staticAssets(demoDir));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
 
   const server = http.createServer(app);
+  // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
+  server.on('checkContinue', (req, res) => {
+    if (Number(req.headers['content-length'] ?? 0) > ctx.maxBodyBytes) {
+      res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
+      const message = `request body of ${req.headers['content-length']} bytes exceeds the ${ctx.maxBodyBytes}-byte limit (--max-body-bytes)`;
+      res.end(JSON.stringify({ error: { code: 'body_too_large', message, type: 'invalid_request_error', param: null } }));
+      return;
+    }
+    res.writeContinue();
+    app(req, res);
+  });
   // A client gets this long to send a request: a half-sent body cannot hold a connection (or a shutdown) for ever.
   server.requestTimeout = o.requestTimeoutMs ?? 60_000;
   server.headersTimeout = Math.min(server.requestTimeout, 30_000);

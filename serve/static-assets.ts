@@ -35,3 +35,22 @@ export function staticAssets(dir: string): RequestHandler[] {
   });
   return [precompressed, plain];
 }
+
+/**
+ * The files of a folder, served as they are, but only regular files whose real path is inside
+ * it: a symbolic link in the folder to a file elsewhere (or to a folder) is a 404, not a way out.
+ */
+export function regularFilesIn(dir: string): RequestHandler {
+  const root = fs.realpathSync(dir);
+  return (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    let real: string;
+    try {
+      real = fs.realpathSync(path.join(root, path.normalize(decodeURIComponent(req.path))));
+      if (!real.startsWith(root + path.sep) || !fs.statSync(real).isFile()) return next();
+    } catch {
+      return next(); // no such file, or a path that does not decode: the 404 that follows
+    }
+    res.sendFile(real, { dotfiles: 'allow' }, (e) => e && next(e));
+  };
+}

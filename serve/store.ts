@@ -79,3 +79,53 @@ export function checkVector(vector: ArrayLike<number>, dim: number, field = 'emb
   }
   if (!(norm > 0)) throw new ApiError(400, 'zero_vector', `${field} is all zeros: it has no direction to compare`, field);
 }
+
+/** Bounds on one item's metadata: what a search returns for every hit near it. */
+export interface MetadataLimits {
+  /** Its JSON, in UTF-8 bytes (default 16 KiB). */
+  maxBytes: number;
+  /** Its keys (default 64). */
+  maxKeys: number;
+}
+export const DEFAULT_METADATA_LIMITS: MetadataLimits = { maxBytes: 16 * 1024, maxKeys: 64 };
+
+/** A lone UTF-16 surrogate: not text, and PostgreSQL (UTF-8) cannot store it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A 400 naming `field` unless `s` is text that every engine stores as given: no NUL, no lone surrogate. */
+export function checkText(s: string, field: string): void {
+  if (s.includes('\u0000'))
+    throw new ApiError(400, 'invalid_text', `${field} holds a NUL character (U+0000), which an index cannot store`, field);
+  if (LONE_SURROGATE.test(s))
+    throw new ApiError(400, 'invalid_text', `${field} holds an unpaired UTF-16 surrogate: not valid Unicode text`, field);
+}
+
+/**
+ * The one rule for an item both engines store: its id and metadata are text (checkText) and the
+ * metadata stays within `limits` (413 for its size, 400 for its keys). `field` is the item's path
+ * in the request (`items.3`).
+ */
+export function checkItem(item: IndexItem, field: string, limits: MetadataLimits = DEFAULT_METADATA_LIMITS): void {
+  checkText(item.id, `${field}.id`);
+  const entries = Object.entries(item).filter((e): e is [string, string] => e[0] !== 'id' && e[1] !== undefined);
+  if (entries.length > limits.maxKeys)
+    throw new ApiError(
+      400,
+      'too_many_metadata_keys',
+      `${field}.metadata has ${entries.length} keys; at most ${limits.maxKeys}`,
+      `${field}.metadata`,
+    );
+  let bytes = 2;
+  for (const [k, v] of entries) {
+    checkText(k, `${field}.metadata`);
+    checkText(v, `${field}.metadata.${k}`);
+    bytes += Buffer.byteLength(JSON.stringify(k)) + Buffer.byteLength(JSON.stringify(v)) + 2;
+  }
+  if (bytes > limits.maxBytes)
+    throw new ApiError(
+      413,
+      'metadata_too_large',
+      `${field}.metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} (--max-metadata-bytes)`,
+      `${field}.metadata`,
+    );
+}

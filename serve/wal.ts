@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import zlib from 'node:zlib';
+import { writeAll } from '../core/fs.js';
 import type { IndexItem } from './index-file.js';
 
 export type WalOp = { op: 'add'; item: IndexItem; vector: string; cluster: number } | { op: 'delete'; id: string };
@@ -107,10 +108,18 @@ function replayLegacy(fd: number, size: number, apply: (r: WalRecord) => void): 
   }
 }
 
-/** Appends framed records, each fsync'd before append() returns. */
+/**
+ * Appends framed records, each fsync'd before append() returns. An append that fails (a full
+ * disk, a short write, a failed fsync) cuts the log back to where it was before it throws, so
+ * that no later record is ever written after a fragment (replay stops at the first bad record,
+ * and would drop every acknowledged write behind it). While the log cannot be cut back, every
+ * append is refused.
+ */
 export class WalWriter {
   private fd: number;
   private bytes: number;
+  /** The log may end in a fragment of a failed append: cut it off before the next one. */
+  private dirty = false;
 
   constructor(readonly file: string) {
     this.fd = fs.openSync(file, 'a');
@@ -124,18 +133,40 @@ export class WalWriter {
   }
 
   append(record: WalRecord): void {
-    const b = frame(record);
-    fs.writeSync(this.fd, b);
-    fs.fsyncSync(this.fd);
+    if (this.dirty) this.cutBack();
+    // A reset that could not write the header left an empty log: the header goes first.
+    const b = this.bytes === 0 ? Buffer.concat([HEADER, frame(record)]) : frame(record);
+    try {
+      writeAll(this.fd, b); // O_APPEND: each write lands at the end, after what the last one wrote
+      fs.fsyncSync(this.fd);
+    } catch (e) {
+      this.dirty = true;
+      try {
+        this.cutBack();
+      } catch {
+        // Still dirty: the next append tries again before it writes.
+      }
+      throw e;
+    }
     this.bytes += b.length;
+  }
+
+  /** Truncates the log to its last whole record. */
+  private cutBack(): void {
+    fs.ftruncateSync(this.fd, this.bytes);
+    fs.fsyncSync(this.fd);
+    this.dirty = false;
   }
 
   /** Empties the log to its header (after a snapshot that holds everything in it). */
   reset(): void {
     fs.ftruncateSync(this.fd, 0);
-    fs.writeSync(this.fd, HEADER);
+    this.bytes = 0;
+    this.dirty = true; // until the header is written whole
+    writeAll(this.fd, HEADER);
     fs.fsyncSync(this.fd);
     this.bytes = HEADER.length;
+    this.dirty = false;
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { train } from '../train/trainer.js';
 import { TrainConfigSchema } from '../train/config.js';
 import { exportRun } from '../export/exporter.js';
@@ -66,4 +67,33 @@ export async function httpJson(url: string, body?: unknown, method = body === un
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: r.status, body: (await r.json()) as Record<string, any> };
+}
+
+export interface ServeProcess {
+  url: string;
+  child: ChildProcess;
+  /** Everything it printed so far. */
+  output: () => string;
+  /** Its exit code once it exits. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * `sslkit serve ARGS` as a child process on a free port: resolves once it listens; rejects if it
+ * exits first, with its output and exit code on the error.
+ */
+export function serveProcess(args: string[]): Promise<ServeProcess> {
+  const bin = path.resolve(import.meta.dirname, '../bin/sslkit.js');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, 'serve', ...args, '--port', '0', '--device', 'cpu']);
+    let out = '';
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    child.stderr.on('data', (d) => (out += d));
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /sslkit serve: (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve({ url: m[1], child, output: () => out, exited });
+    });
+    void exited.then((c) => reject(Object.assign(new Error(`sslkit serve exited ${c}: ${out}`), { output: out, code: c })));
+  });
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { tmpDir } from './helpers.js';
 
@@ -27,7 +27,11 @@ export interface TestPostgres {
   url(table: string): string;
   /** One statement on a connection of its own (as the superuser), its rows. */
   query(sql: string, params?: unknown[]): Promise<Record<string, any>[]>;
-  stop(): void;
+  /** pg_ctl stop: `fast` (the default) ends sessions cleanly, `immediate` like a crash. */
+  stop(mode?: 'fast' | 'immediate'): void;
+  /** The same without blocking this process (its clients go on meanwhile). */
+  stopAsync(mode?: 'fast' | 'immediate'): Promise<void>;
+  startAsync(): Promise<void>;
   start(): void;
   remove(): void;
 }
@@ -44,9 +48,15 @@ export async function startPostgres(): Promise<TestPostgres> {
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100`;
   const start = () => as('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', 'start']);
-  const stop = () => as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') => as('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+  const asAsync = (cmd: string, args: string[]) =>
+    new Promise<void>((resolve, reject) =>
+      execFile('runuser', ['-u', 'postgres', '--', path.join(BIN, cmd), ...args], (e) => (e ? reject(e) : resolve())),
+    );
   start();
   return {
+    stopAsync: (mode = 'fast') => asAsync('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']),
+    startAsync: () => asAsync('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', 'start']),
     port,
     url: (table) => `postgres://postgres@127.0.0.1:${port}/postgres?table=${table}`,
     query: async (sql, params) => {

@@ -31,6 +31,21 @@ export function embeddingsRoute(ctx: ServeContext): Router {
         const input = (req.body as { input?: unknown } | undefined)?.input;
         if (Array.isArray(input)) checkImageCount(ctx, input.length, 'input');
         const body = parse(EmbeddingsBody, req.body);
+        // An OpenAI client names a model and may ask for fewer dimensions: neither is silently ignored.
+        if (body.model !== undefined && body.model !== ctx.modelName)
+          throw new ApiError(
+            404,
+            'model_not_found',
+            `the model '${body.model}' does not exist here; this service serves '${ctx.modelName}'`,
+            'model',
+          );
+        if (body.dimensions !== undefined && body.dimensions !== ctx.encoder.dim)
+          throw new ApiError(
+            400,
+            'unsupported_dimensions',
+            `this model gives ${ctx.encoder.dim}-dimensional embeddings and was not trained to be cut shorter; leave out dimensions or give ${ctx.encoder.dim}`,
+            'dimensions',
+          );
         images = Array.isArray(body.input) ? body.input : [body.input];
         format = body.encoding_format;
       } else throw unsupportedType(req, 'application/json, multipart/form-data or image/*');

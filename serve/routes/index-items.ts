@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import type { Router } from 'express';
 import { AddItemsBody, parse } from '../schemas.js';
 import { ApiError } from '../errors.js';
+import { checkItem, checkText } from '../store.js';
 import { jsonBody } from '../body.js';
 import { embedImages, requireIndex, strictRouter, type ServeContext } from '../context.js';
 
@@ -23,6 +24,13 @@ export function indexItemRoutes(ctx: ServeContext): Router {
       // Given embeddings are checked before any image of the request is embedded.
       if (it.embedding) store.checkVector(it.embedding, `items.${i}.embedding`);
     });
+    const entries = b.items.map((it, i) => {
+      const metadata = it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {};
+      const item = { ...metadata, id: it.id ?? crypto.randomUUID() };
+      // Ids and metadata both engines store as given, within the size limits: before any image is decoded.
+      checkItem(item, `items.${i}`, ctx.metadataLimits);
+      return item;
+    });
     const withImages = b.items.map((it, i) => [it, i] as const).filter(([it]) => it.image !== undefined);
     const embedded = withImages.length
       ? await embedImages(
@@ -32,19 +40,21 @@ export function indexItemRoutes(ctx: ServeContext): Router {
         )
       : [];
     const vectors = new Map(withImages.map(([, i], j) => [i, embedded[j]]));
-    const entries = b.items.map((it, i) => {
-      const vector = vectors.get(i) ?? Float32Array.from(it.embedding!);
-      const metadata = it.metadata ? Object.fromEntries(Object.entries(it.metadata).map(([k, v]) => [k, String(v)])) : {};
-      // store.add checks every vector (the model's too) under this field's name.
-      return { item: { ...metadata, id: it.id ?? crypto.randomUUID() }, vector, field: `items.${i}.embedding` };
-    });
-    await store.add(entries);
+    // store.add checks every vector (the model's too) under its entry's field name.
+    await store.add(
+      b.items.map((it, i) => ({
+        item: entries[i],
+        vector: vectors.get(i) ?? Float32Array.from(it.embedding!),
+        field: `items.${i}.embedding`,
+      })),
+    );
     const count = await store.count();
     ctx.metrics.indexSize.set(count);
-    res.status(201).json({ ids: entries.map((e) => e.item.id), count });
+    res.status(201).json({ ids: entries.map((e) => e.id), count });
   });
   r.delete('/v1/index/items/:id', ctx.guardWrites, async (req, res) => {
     const store = requireIndex(ctx);
+    checkText(String(req.params.id), 'id');
     await store.delete(String(req.params.id));
     const count = await store.count();
     ctx.metrics.indexSize.set(count);

@@ -6,6 +6,8 @@
  * wait for ever on a slow client; resize policies are compared; small protocol details.
  */
 import fs from 'node:fs';
+import zlib from 'node:zlib';
+import express from 'express';
 import net from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -13,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
 import { loadIndex, saveIndex } from '../../serve/index-file.js';
+import { regularFilesIn } from '../../serve/static-assets.js';
 import { FASHION_DIR, hasFashion, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 
 async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
@@ -238,5 +241,125 @@ describe.runIf(hasFashion)('sslkit serve under attack', () => {
     expect(metrics).toMatch(/sslkit_http_requests_total\{route="\/v1\/search",method="POST",status="400"\}/);
     const text = await call(`${s.url}/v1/search`, { body: '{"k": 1}', headers: { 'content-type': 'text/plain' } });
     expect([text.status, text.body.error.code]).toEqual([415, 'unsupported_content_type']);
+  });
+
+  it('second round (issue 36): the auth scheme is case-insensitive; Expect: 100-continue over the limit is refused before the body', async () => {
+    const item = (id: string) => ({ items: [{ id, embedding: Array(dim).fill(0.25) }] });
+    for (const scheme of ['bearer', 'BEARER', 'Bearer  ']) {
+      const r = await call(`${s.url}/v1/index/items`, {
+        json: item(`auth-${scheme.trim()}`),
+        headers: { authorization: `${scheme} sekret` },
+      });
+      expect([scheme, r.status]).toEqual([scheme, 201]);
+    }
+    expect((await call(`${s.url}/v1/index/items`, { json: item('basic'), headers: { authorization: 'Basic sekret' } })).status).toBe(401);
+    // Headers only, then wait: the answer must come before the client sends its 10 MB.
+    const exchange = (contentLength: number, body?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.connect(Number(new URL(s.url).port), '127.0.0.1');
+        let got = '';
+        sock.on('data', (d) => {
+          got += d;
+          if (body !== undefined && got.startsWith('HTTP/1.1 100')) {
+            sock.write(body);
+            body = undefined;
+          }
+          if (/\r\n\r\n[\s\S]*\}\s*$/.test(got.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''))) sock.end();
+        });
+        sock.on('close', () => resolve(got));
+        sock.on('error', reject);
+        sock.setTimeout(5_000, () => sock.destroy());
+        sock.write(
+          `POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\nExpect: 100-continue\r\n\r\n`,
+        );
+      });
+    const refused = await exchange(10_000_000);
+    expect(refused).toMatch(/^HTTP\/1\.1 413 /);
+    expect(refused).toMatch(/"code":"body_too_large".*10000000 bytes exceeds the 100000-byte limit/);
+    const body = JSON.stringify({ embedding: Array(dim).fill(0.5), k: 1 });
+    const accepted = await exchange(Buffer.byteLength(body), body);
+    expect(accepted).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
+  it('second round: an OpenAI-style request naming another model or fewer dimensions is refused in its error shape', async () => {
+    const input = png.toString('base64');
+    const name = path.basename(model, '.onnx');
+    const other = await call(`${s.url}/v1/embeddings`, { json: { input, model: 'text-embedding-3-small' } });
+    expect([other.status, other.body.error]).toEqual([
+      404,
+      {
+        code: 'model_not_found',
+        message: `the model 'text-embedding-3-small' does not exist here; this service serves '${name}'`,
+        type: 'invalid_request_error',
+        param: 'model',
+        field: 'model',
+      },
+    ]);
+    expect((await call(`${s.url}/v1/embeddings`, { json: { input, model: name, dimensions: dim } })).status).toBe(200);
+    const shorter = await call(`${s.url}/v1/embeddings`, { json: { input, dimensions: dim - 1 } });
+    expect([shorter.status, shorter.body.error.code, shorter.body.error.param]).toEqual([400, 'unsupported_dimensions', 'dimensions']);
+    expect(shorter.body.error.message).toContain(`this model gives ${dim}-dimensional embeddings`);
+  });
+
+  it('second round: a valid 1 × 39,000,000 PNG is told apart from a non-image', async () => {
+    // A real PNG: one grey column 39 million pixels tall (76 kB compressed), under --max-pixels.
+    const chunk = (type: string, data: Buffer) => {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(data.length);
+      const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(zlib.crc32(typed));
+      return Buffer.concat([head, typed, crc]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(1, 0);
+    ihdr.writeUInt32BE(39_000_000, 4);
+    ihdr[8] = 8; // 8-bit grey
+    const tall = Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', zlib.deflateSync(Buffer.alloc(39_000_000 * 2), { level: 9 })),
+      chunk('IEND', Buffer.alloc(0)),
+    ]);
+    const r = await call(`${s.url}/v1/embeddings`, {
+      method: 'POST',
+      body: new Uint8Array(tall),
+      headers: { 'content-type': 'image/png' },
+    });
+    expect([r.status, r.body.error.code]).toEqual([400, 'image_too_large']);
+    expect(r.body.error.message).toMatch(
+      /image is 1 × 39000000 pixels: too long a side or too extreme an aspect ratio to resize to the model's 28 × 28/,
+    );
+  });
+
+  it('second round: the gallery folder serves its regular files only, never through a symbolic link out of it', async () => {
+    const root = tmpDir();
+    const outside = path.join(tmpDir(), 'secret.txt');
+    fs.writeFileSync(outside, 'not for the web');
+    fs.writeFileSync(path.join(root, 'manifest.json'), '{"ok":true}');
+    fs.mkdirSync(path.join(root, 'thumbs'));
+    fs.writeFileSync(path.join(root, 'thumbs', 'a.png'), png);
+    fs.symlinkSync(outside, path.join(root, 'leak.txt'));
+    fs.symlinkSync(path.dirname(outside), path.join(root, 'leakdir'));
+    fs.symlinkSync(path.join(root, 'manifest.json'), path.join(root, 'alias.json'));
+    const app = express();
+    app.use('/g', regularFilesIn(root));
+    app.use((_req, res) => void res.status(404).send('none'));
+    const srv = app.listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const base = `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}/g`;
+    try {
+      const get = async (p: string) => {
+        const res = await fetch(`${base}${p}`);
+        return [p, res.status, await res.text()];
+      };
+      expect(await get('/manifest.json')).toEqual(['/manifest.json', 200, '{"ok":true}']);
+      expect((await get('/thumbs/a.png'))[1]).toBe(200);
+      expect(await get('/alias.json')).toEqual(['/alias.json', 200, '{"ok":true}']);
+      for (const p of ['/leak.txt', '/leakdir/secret.txt', '/thumbs', '/..%2Fsecret.txt', '/%2e%2e/%2e%2e/etc/passwd', '/missing'])
+        expect(await get(p)).toEqual([p, 404, 'none']);
+    } finally {
+      srv.close();
+    }
   });
 });

@@ -4,6 +4,7 @@
  * same model and images; search, cluster assignment, listing and rebuild, writes and deletes,
  * their errors, readiness and the model identity check must behave alike.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,6 +153,45 @@ describe.each(stores)('index routes on the %s store', (kind, available) => {
     expect(sizes).toBe(before + 25);
   });
 
+  it.runIf(available)(
+    'ids and metadata both engines store as sent: NUL, lone surrogates and oversized metadata are refused naming the field',
+    async () => {
+      const before = (await httpJson(`${s.url}/readyz`)).body.index as number;
+      const emb = (await httpJson(`${s.url}/v1/embeddings`, { input: pngs[0].toString('base64') })).body.data[0].embedding as number[];
+      const write = (item: Record<string, unknown>) => httpJson(`${s.url}/v1/index/items`, { items: [{ embedding: emb, ...item }] });
+      const cases: [Record<string, unknown>, number, string, string][] = [
+        [{ id: 'a\u0000b' }, 400, 'invalid_text', 'items.0.id'],
+        [{ id: 'lone-\ud800' }, 400, 'invalid_text', 'items.0.id'],
+        [{ id: '\udc00-lone' }, 400, 'invalid_text', 'items.0.id'],
+        [{ id: 'm1', metadata: { note: 'x\u0000y' } }, 400, 'invalid_text', 'items.0.metadata.note'],
+        [{ id: 'm2', metadata: { note: 'half \ud83d' } }, 400, 'invalid_text', 'items.0.metadata.note'],
+        [{ id: 'm3', metadata: { ['k\u0000']: 'v' } }, 400, 'invalid_text', 'items.0.metadata'],
+        [{ id: 'm4', metadata: { big: 'x'.repeat(17_000) } }, 413, 'metadata_too_large', 'items.0.metadata'],
+        [
+          { id: 'm5', metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i])) },
+          400,
+          'too_many_metadata_keys',
+          'items.0.metadata',
+        ],
+      ];
+      for (const [item, status, code, field] of cases) {
+        const r = await write(item);
+        expect([r.status, r.body.error?.code, r.body.error?.field], JSON.stringify(item).slice(0, 80)).toEqual([status, code, field]);
+      }
+      const del = await httpJson(`${s.url}/v1/index/items/a%00b`, undefined, 'DELETE');
+      expect([del.status, del.body.error.code, del.body.error.field]).toEqual([400, 'invalid_text', 'id']);
+      expect((await httpJson(`${s.url}/readyz`)).body.index).toBe(before);
+      // Text outside the BMP (a surrogate pair) and metadata just under the limit are stored and returned as sent.
+      const id = '📷 café-\u4e2d';
+      const own = emb.map((v, j) => v + (j === 7 ? 3 : 0));
+      const ok = await write({ id, embedding: own, metadata: { caption: '🌅'.repeat(10), pad: 'y'.repeat(16_000) } });
+      expect([ok.status, ok.body.ids]).toEqual([201, [id]]);
+      const hit = (await httpJson(`${s.url}/v1/search`, { embedding: own, k: 1 })).body.data[0];
+      expect([hit.id, hit.metadata.caption]).toEqual([id, '🌅'.repeat(10)]);
+      expect((await httpJson(`${s.url}/v1/index/items/${encodeURIComponent(id)}`, undefined, 'DELETE')).status).toBe(200);
+    },
+  );
+
   it.runIf(available)('readiness, metrics and a model other than the index was built with', async () => {
     expect((await httpJson(`${s.url}/readyz`)).body).toMatchObject({ ready: true, model: true, index_reachable: true });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
@@ -161,7 +201,10 @@ describe.each(stores)('index routes on the %s store', (kind, available) => {
       expect(metrics).toMatch(/sslkit_index_query_seconds_count\{op="write"\} \d+/);
     }
     const other = await tinyModel({ seed: 7 });
-    await expect(startServer({ model: other, index: location, port: 0, device: 'cpu', log: () => {} })).rejects.toThrow(
+    // A copy of the file: the file itself is held by the running service (one writer per file).
+    const index = kind === 'file' ? path.join(tmpDir(), 'copy.idx') : location;
+    if (kind === 'file') fs.copyFileSync(location, index);
+    await expect(startServer({ model: other, index, port: 0, device: 'cpu', log: () => {} })).rejects.toThrow(
       /was built with another model \(.*sha256 [0-9a-f]{12}…\) than .*: its vectors are not comparable/,
     );
   });

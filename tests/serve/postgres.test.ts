@@ -7,11 +7,11 @@
  * unreachable server are clear errors that never show the password.
  */
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex, buildPostgresIndex } from '../../serve/build-index.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
-import { FASHION_DIR, hasFashion, httpJson, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
+import { FASHION_DIR, hasFashion, httpJson, isolatedCache, serveProcess, tinyModel, tmpDir } from '../helpers.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../postgres.js';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/sslkit.js');
@@ -25,21 +25,6 @@ function sslkit(args: string[]): Promise<{ code: number | null; out: string; err
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
-
-/** `sslkit serve` as a child process, once it listens. */
-function serveChild(args: string[]): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'serve', ...args, '--port', '0', '--device', 'cpu']);
-    let out = '';
-    child.stderr.on('data', (d) => (out += d));
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /sslkit serve: (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve({ url: m[1], child, output: () => out });
-    });
-    child.on('exit', (c) => reject(new Error(`server exited ${c}: ${out}`)));
   });
 }
 
@@ -107,7 +92,7 @@ describe.runIf(hasFashion && hasPostgres)('the PostgreSQL index', () => {
   it('kill -9 of a replica in a stream of writes loses no acknowledged write, three times over', async () => {
     const acked = new Set<string>();
     for (let round = 0; round < 3; round++) {
-      const r = await serveChild(['--model', model, '--index', url]);
+      const r = await serveProcess(['--model', model, '--index', url]);
       let n = 0;
       let stop = false;
       // Four writers, each a write after the other; the replica dies under them.

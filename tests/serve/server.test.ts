@@ -61,10 +61,19 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     });
   }, 180_000);
   afterAll(() => s?.close());
+  /** A copy of the served index, for a second service in this process (one writer per index file). */
+  const copyOfIndex = () => {
+    const file = path.join(tmpDir(), 'copy.idx');
+    fs.copyFileSync(indexFile, file);
+    return file;
+  };
 
   it('POST /v1/embeddings: JSON base64 and data URL, multipart, raw image/png; float and base64 encodings; equal to OnnxEncoder', async () => {
     const b64 = pngs[0].toString('base64');
-    const a = await post(`${s.url}/v1/embeddings`, { input: [b64, `data:image/png;base64,${pngs[1].toString('base64')}`], model: 'x' });
+    const a = await post(`${s.url}/v1/embeddings`, {
+      input: [b64, `data:image/png;base64,${pngs[1].toString('base64')}`],
+      model: path.basename(model, '.onnx'),
+    });
     expect(a.status).toBe(200);
     expect(a.body).toMatchObject({ object: 'list', model: path.basename(model, '.onnx'), usage: { images: 2 } });
     expect(a.body.data.map((d: { index: number }) => d.index)).toEqual([0, 1]);
@@ -217,7 +226,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
   });
 
   it('API key: required everywhere but health, or for writes only; 429 with Retry-After when the queue is full', async () => {
-    const k = await startServer({ model, index: indexFile, port: 0, device: 'cpu', apiKey: 'sekret', log: () => {} });
+    const k = await startServer({ model, index: copyOfIndex(), port: 0, device: 'cpu', apiKey: 'sekret', log: () => {} });
     try {
       expect((await fetch(`${k.url}/healthz`)).status).toBe(200);
       const no = await post(`${k.url}/v1/search`, { embedding: [1], k: 1 });
@@ -230,7 +239,7 @@ describe.runIf(hasFashion)('sslkit serve', () => {
     }
     const w = await startServer({
       model,
-      index: indexFile,
+      index: copyOfIndex(),
       port: 0,
       device: 'cpu',
       apiKey: 'sekret',

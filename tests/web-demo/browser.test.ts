@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import * as tar from 'tar';
 import { chromium, type Browser, type FileChooser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -188,6 +188,36 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
     const { last } = await upload(page, queries[1].file);
     expect(last.source).toBe(path.basename(queries[1].file));
     expect(await page.isVisible('#error')).toBe(false);
+  });
+
+  it('turns an EXIF-tagged photo upright (orientation 6) as the service does, not as its stored pixels', async () => {
+    await ready(page);
+    // A real query stored turned 90° anticlockwise and tagged "rotate 90° clockwise to show".
+    const src = queries.find((q) => q.file.endsWith('.jpg'))!.file;
+    const jpeg = (x: Sharp) => x.jpeg({ quality: 100, chromaSubsampling: '4:4:4' }).toBuffer();
+    const turned = await sharp(src).rotate(270).png().toBuffer();
+    const files = {
+      straight: await jpeg(sharp(src)),
+      sideways: await jpeg(sharp(turned)),
+      tagged: await jpeg(sharp(turned).withMetadata({ orientation: 6 })),
+    };
+    const seen: Record<string, number[]> = {};
+    for (const [name, bytes] of Object.entries(files)) {
+      const file = path.join(work, `orientation-${name}.jpg`);
+      fs.writeFileSync(file, bytes);
+      const { last } = await upload(page, file);
+      expect(last.source).toBe(path.basename(file));
+      seen[name] = last.embedding;
+    }
+    const cos = (x: number[], y: number[]) => {
+      const dot = (a: number[], b: number[]) => a.reduce((t, v, d) => t + v * b[d], 0);
+      return dot(x, y) / Math.sqrt(dot(x, x) * dot(y, y));
+    };
+    // The same pixels as the service decodes from the same file, and the upright picture's embedding.
+    const node = (await post('/v1/embeddings', { input: [files.tagged.toString('base64')] })).data[0].embedding as number[];
+    node.forEach((v, d) => expect(seen.tagged[d]).toBeCloseTo(v, 4));
+    expect(cos(seen.tagged, seen.straight)).toBeGreaterThan(0.999);
+    expect(cos(seen.tagged, seen.sideways)).toBeLessThan(cos(seen.tagged, seen.straight) - 0.002);
   });
 
   it("composites a transparent image on the model's background as the server does, and says so; notes tiny and flat images", async () => {

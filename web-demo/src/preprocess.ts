@@ -10,7 +10,8 @@ import { DEFAULT_BACKGROUND, interleavedToInput, type Preprocessing } from './ty
 
 export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   try {
-    return await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    // Upright by the EXIF orientation (a camera's portrait photo), as the service decodes it.
+    return await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
   } catch {
     throw new Error(`could not read this file as an image (${blob.type || 'unknown type'}, ${blob.size} bytes): use a JPEG, PNG or WebP`);
   }
