@@ -4,7 +4,7 @@ import { UserError } from '../core/errors.js';
 import { dataCommand } from './data.js';
 import { methodsCommand, trainCommand } from './train.js';
 import { quickstartCommand } from './quickstart.js';
-import { exportCommand, inspectCommand } from './export.js';
+import { exportCommand, inspectCommand, quantizeCommand } from './export.js';
 import { indexCommand } from './index.js';
 import { serveCommand } from './serve.js';
 import { demoCommand } from './demo.js';
@@ -20,6 +20,7 @@ export function buildProgram(): Command {
   program.addCommand(methodsCommand());
   program.addCommand(evalCommand());
   program.addCommand(exportCommand());
+  program.addCommand(quantizeCommand());
   program.addCommand(inspectCommand());
   program.addCommand(indexCommand());
   program.addCommand(serveCommand());

@@ -59,6 +59,7 @@ export function serveCommand(): Command {
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
     .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
     .option('--cors', 'allow cross-origin requests')
+    .option('--allow-requantized', 'serve an index of the float model with its int8 quantization (or the reverse): vectors differ slightly')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it (as given to sslkit index)')
     .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
     .action(
@@ -85,6 +86,7 @@ export function serveCommand(): Command {
         apiKey?: string;
         apiKeyScope: 'all' | 'writes';
         cors?: boolean;
+        allowRequantized?: boolean;
         preprocessing?: string;
         pooling: 'cls' | 'mean';
       }) => {

@@ -2,6 +2,7 @@
  * Files: the one atomic writer every store uses (a crash mid-write leaves the previous file
  * intact), and the user cache folder (decoded data sets, conv-gradient plans, downloads).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,11 @@ function syncDir(dir: string): void {
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
+}
+
+/** The SHA-256 of a file's bytes, in hex. */
+export function fileSha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 /** `$SSLKIT_CACHE`, else `$XDG_CACHE_HOME/sslkit`, else `~/.cache/sslkit`. */

@@ -75,6 +75,8 @@ export interface ServeOptions {
   annThreshold?: number;
   /** pgvector's hnsw.ef_search when a search request gives none. */
   efSearch?: number;
+  /** Serve an index of the float model with its int8 quantization (or the other way round). */
+  allowRequantized?: boolean;
   /**
    * A gallery from `sslkit index --gallery`: turns on the web demo, the page at / with this model
    * at /demo/model.onnx and the gallery at /demo/gallery/.
@@ -133,7 +135,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         log,
         onQuery: metrics.observeIndexQuery,
       });
-      checkIdentity(store.location, store.dim, store.model, served);
+      checkIdentity(store.location, store.dim, store.model, served, { allowRequantized: o.allowRequantized, log });
     }
     if (o.gallery) {
       if (!o.staticDir) throw new TypeError('startServer: a gallery needs staticDir, the built page (web-demo/build.ts)');

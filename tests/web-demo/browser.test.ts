@@ -20,6 +20,7 @@ import { OnnxEncoder } from '../../core/runtime/onnx-encoder.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { writeDemoSite } from '../../web-demo/site.js';
+import { quantizeFile } from '../../export/int8.js';
 import { ensureDemoBuilt } from '../../web-demo/build.js';
 import { imageToInput } from '../../serve/images.js';
 import { centreRows, normalizeRows } from '../../core/vectors.js';
@@ -532,6 +533,40 @@ describe.runIf(hasChromium && hasCifar)('web demo in Chromium', () => {
       expect(await errorOf('model=nope.onnx')).toMatch(/^model: /);
       expect(await p.isVisible('main')).toBe(false);
       expect(await p.textContent('#backend')).toBe('failed to load');
+    } finally {
+      await ctx.close();
+      host.close();
+    }
+  });
+
+  it('runs an int8 model (sslkit quantize) like any other: the smaller file, the same embeddings as onnxruntime-node', async () => {
+    const images = `folder:${path.join(work, 'images')}`;
+    const int8 = path.join(work, 'model.int8.onnx');
+    await quantizeFile(model, int8, { data: images, calibration: 128, log: () => {} });
+    expect(fs.statSync(int8).size).toBeLessThan(0.5 * fs.statSync(model).size);
+    const site = path.join(work, 'int8-site');
+    const gallery = path.join(work, 'int8-gallery');
+    await buildIndex(int8, path.join(work, 'int8.idx'), { data: images, gallery, limit: 200 });
+    await writeDemoSite(site, int8, gallery);
+    const host = http.createServer(express().use(express.static(site))).listen(0, '127.0.0.1');
+    await new Promise((r) => host.once('listening', r));
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`http://127.0.0.1:${(host.address() as { port: number }).port}/index.html`);
+      await ready(p);
+      const enc = await OnnxEncoder.load(int8, { log: () => {} });
+      try {
+        for (const q of queries.slice(0, 4)) {
+          const { last } = await upload(p, q.file);
+          const want = await enc.embed(await imageToInput(fs.readFileSync(q.file), enc.preprocessing, 1e7, 'image'), 1);
+          // onnxruntime-web's integer kernels (WebAssembly) against onnxruntime-node's (x86): the same 8-bit arithmetic.
+          want.forEach((v, d) => expect(last.embedding[d]).toBeCloseTo(v, 3));
+          expect(last.neighbours).toHaveLength(10);
+        }
+      } finally {
+        await enc.release();
+      }
     } finally {
       await ctx.close();
       host.close();
