@@ -56,7 +56,11 @@ export const DEFAULT_CALIBRATION_IMAGES = 256;
 /** A kNN drop above this many points is warned about. */
 export const WARN_DROP_POINTS = 1;
 
-const stratified = (set: ImageSet, n: number, seed: number) => sampleIndices(set.labels, set.n, Math.min(n, set.n), seed);
+/** A seeded sample of `n` of the images `pool` of `set`, in proportion to their classes. */
+function stratified(set: ImageSet, pool: Int32Array, n: number, seed: number): Int32Array {
+  const labels = set.labels ? Int32Array.from(pool, (i) => set.labels![i]) : null;
+  return Int32Array.from(sampleIndices(labels, pool.length, Math.min(n, pool.length), seed), (j) => pool[j]);
+}
 
 async function embed(enc: OnnxEncoder, set: ImageSet, idx: Int32Array): Promise<Float32Array> {
   const out = new Float32Array(idx.length * enc.dim);
@@ -79,16 +83,34 @@ export async function quantizeFile(floatFile: string, out: string, o: Int8Option
   const opts = { dataDir: o.dataDir, log: () => {}, ...(atModelSize ? { size: p.height, channels: p.channels as 1 | 3 } : {}) };
   const train = await loadDataset(o.data, 'train', opts);
   const test = await loadDataset(o.data, 'test', opts).catch(() => null);
-  // Calibration and kNN memory: disjoint samples of the training split; queries: the test split (else more training images).
-  const nCal = Math.min(o.calibration ?? DEFAULT_CALIBRATION_IMAGES, train.n);
-  const order = stratified(train, train.n, seed);
-  const calibration = order.subarray(0, nCal);
-  const rest = order.subarray(nCal);
-  const memory = rest.subarray(0, Math.min(o.memoryImages ?? 2000, Math.floor(rest.length / 2)));
+  // Calibration and kNN memory: disjoint class-stratified samples of the training split; queries:
+  // the test split (else more training images). Images in a folder come class by class, so every
+  // sample is stratified, never a prefix.
+  const all = Int32Array.from({ length: train.n }, (_, i) => i);
+  const calibration = stratified(train, all, o.calibration ?? DEFAULT_CALIBRATION_IMAGES, seed);
+  const nCal = calibration.length;
+  const taken = new Set(calibration);
+  const memory = stratified(
+    train,
+    all.filter((i) => !taken.has(i)),
+    Math.min(o.memoryImages ?? 2000, Math.floor((train.n - nCal) / 2)),
+    seed + 1,
+  );
+  for (const i of memory) taken.add(i);
   const queriesFrom = test ?? train;
   const queries = test
-    ? stratified(test, o.checkImages ?? 1000, seed)
-    : rest.subarray(memory.length, memory.length + (o.checkImages ?? 1000));
+    ? stratified(
+        test,
+        Int32Array.from({ length: test.n }, (_, i) => i),
+        o.checkImages ?? 1000,
+        seed,
+      )
+    : stratified(
+        train,
+        all.filter((i) => !taken.has(i)),
+        o.checkImages ?? 1000,
+        seed + 2,
+      );
   if (queries.length === 0) throw new UserError(`${o.data}: no images left to check the int8 model on (it has ${train.n})`);
 
   const model = decodeModel(fs.readFileSync(floatFile), floatFile);

@@ -187,8 +187,8 @@ describe.runIf(hasFashion)('sslkit quantize and sslkit export --int8', () => {
     expect(JSON.parse(md.quantization)).toMatchObject({ format: 'QDQ', calibration: { method: 'percentile', images: 128 } });
     expect(md.quantized_from).toMatch(/^[0-9a-f]{64}$/);
     const check = JSON.parse(md.int8_check);
-    // The convnet keeps what it learned: at most a point of kNN lost on this tiny run.
-    expect(check.knn_top1_float - check.knn_top1_int8).toBeLessThan(0.01);
+    // The convnet keeps what it learned: at most two points of kNN lost on this tiny run (192 memory images).
+    expect(check.knn_top1_float - check.knn_top1_int8).toBeLessThan(0.02);
     expect(check.mean_cosine).toBeGreaterThan(0.99);
     // The float model's own metadata (preprocessing, method) is carried over.
     expect(md.method).toBe('simclr');
