@@ -2,7 +2,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'scratch/', '.gpu/', '.gl/', 'runs/', 'web-demo/dist/', 'tests/fixtures/', '**/*.onnx'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'docs/api/',
+      'scratch/',
+      '.gpu/',
+      '.gl/',
+      'runs/',
+      'web-demo/dist/',
+      'tests/fixtures/',
+      '**/*.onnx',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -20,6 +20,8 @@ function newest(dir: string): number {
 export function demoIsStale(): boolean {
   const built = path.join(DEMO_DIST, 'index.html');
   if (!fs.existsSync(built)) return true;
+  // An installed package ships the built page and no sources to rebuild it from.
+  if (!fs.existsSync(path.join(DEMO_ROOT, 'src'))) return false;
   const sources = Math.max(
     newest(path.join(DEMO_ROOT, 'src')),
     newest(path.join(DEMO_ROOT, 'public')),

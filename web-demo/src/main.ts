@@ -8,8 +8,8 @@
  * window.sslkitDemo exposes the state for tests and benchmarks.
  */
 import { BrowserEncoder } from './model';
-import { Gallery, queryVector, type Neighbour } from './gallery';
-import { decodeImage, toInput, toPixels } from './preprocess';
+import { Gallery, queryVector, type Neighbour } from '../../web/gallery.js';
+import { decodeImage, toInput, toPixels } from '../../web/preprocess.js';
 import { drawMap, mapLegend, PALETTE, type MapView } from './map';
 import { backgroundOf } from './types';
 

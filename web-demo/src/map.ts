@@ -2,7 +2,7 @@
  * The gallery's 2-D PCA map on a canvas, coloured by cluster, with the query marked; its legend
  * (each cluster's size and most common label) and a picker for the point under the pointer.
  */
-import type { Gallery } from './gallery';
+import type { Gallery } from '../../web/gallery.js';
 
 export const PALETTE = [
   '#1f77b4',

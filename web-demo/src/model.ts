@@ -6,7 +6,8 @@
  */
 import type * as Ort from 'onnxruntime-web/webgpu';
 import type { GalleryManifest, Progress } from './types';
-import { fetchAll } from './fetch';
+import { fetchAll } from '../../web/fetch.js';
+import { pooledRows } from '../../web/output.js';
 import wasmRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import webgpuRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 
@@ -111,18 +112,9 @@ export class BrowserEncoder {
         this.lastAttention = { heads, patches, data: (att.data as Float32Array).slice((m - 1) * per, m * per) };
         att.dispose();
       }
-      const data = y.data as Float32Array;
-      // The embedding size is whatever the model gives: [N, D], [N, D, 1, 1] or [N, T, D].
-      const dim = this.m.outputKind === '[N, T, D]' ? y.dims[2] : y.dims[1];
-      if (out.length === 0) out = new Float32Array(n * dim);
-      if (this.m.outputKind === '[N, T, D]') {
-        const t = y.dims[1];
-        for (let i = 0; i < m; i++) {
-          const base = i * t * dim;
-          if (this.m.pooling === 'cls') out.set(data.subarray(base, base + dim), (s + i) * dim);
-          else for (let j = 0; j < t; j++) for (let d = 0; d < dim; d++) out[(s + i) * dim + d] += data[base + j * dim + d] / t;
-        }
-      } else out.set(data.subarray(0, m * dim), s * dim);
+      const rows = pooledRows(y.data as Float32Array, y.dims, m, this.m);
+      if (out.length === 0) out = new Float32Array((n * rows.length) / m);
+      out.set(rows, (s * rows.length) / m);
       y.dispose();
     }
     return out;

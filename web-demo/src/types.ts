@@ -1,7 +1,2 @@
-/** The gallery manifest, preprocessing and its formula, shared with Node (core/gallery-format.ts). */
-export type { GalleryManifest, Preprocessing } from '../../core/gallery-format';
-export { backgroundOf, DEFAULT_BACKGROUND, interleavedToInput } from '../../core/gallery-format';
-/** The service's vector maths, so that the page ranks exactly as it does (core/vectors.ts). */
-export { centredUnit, normalizeRows } from '../../core/vectors';
-
-export type Progress = (loaded: number, total: number) => void;
+/** What the page shares with the browser library (web/types.ts). */
+export * from '../../web/types.js';

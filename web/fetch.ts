@@ -1,5 +1,5 @@
 /** fetch() with download progress, and errors that say which file failed and why. */
-import type { Progress } from './types';
+import type { Progress } from './types.js';
 
 /**
  * Several downloads with one progress report over all of them. Sizes come from the caller where

@@ -2,8 +2,8 @@
  * The gallery in the browser: manifest, unit embeddings, centroids, a PCA map, and exact cosine
  * top-k by a linear scan (10k × 128 takes about a millisecond; no index is needed at this size).
  */
-import { centredUnit, normalizeRows, type GalleryManifest, type Progress } from './types';
-import { fetchBytes } from './fetch';
+import { centredUnit, normalizeRows, type GalleryManifest, type Progress } from './types.js';
+import { fetchBytes } from './fetch.js';
 
 export interface Neighbour {
   index: number;
@@ -57,6 +57,11 @@ export class Gallery {
   label(i: number): string | null {
     const c = this.manifest.labels[i];
     return c >= 0 ? this.manifest.classes[c] : null;
+  }
+
+  /** A model's embedding as a query of this gallery: unit length, centred when the gallery is (queryVector). */
+  query(embedding: Float32Array): Float32Array {
+    return queryVector(embedding, this.manifest.centre);
   }
 
   /** Exact top-k by cosine similarity; q must be unit length. */

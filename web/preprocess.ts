@@ -6,7 +6,7 @@
  * pixel-exact (no resampling, no colour conversion), which is what makes the browser's embedding
  * match onnxruntime-node's.
  */
-import { DEFAULT_BACKGROUND, interleavedToInput, type Preprocessing } from './types';
+import { DEFAULT_BACKGROUND, interleavedToInput, type Preprocessing } from './types.js';
 
 export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   try {
