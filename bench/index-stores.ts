@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '../core/random.js';
 import { normalizeRows } from '../core/vectors.js';
 import { saveIndex } from '../serve/index-file.js';
-import { FileStore } from '../serve/file-store.js';
+import { FileIndex } from '../serve/file-store.js';
 import { PostgresStore } from '../serve/postgres-store.js';
 import { ExactSearch } from '../serve/exact-search.js';
 import { modelIdentity } from '../serve/identity.js';
@@ -151,16 +151,16 @@ saveIndex(file, {
 });
 // Through the write-ahead log (an fsync per batch), then a snapshot and a reopen that builds the HNSW graph.
 let t = performance.now();
-const writer = FileStore.open(file);
+const writer = FileIndex.open(file);
 for (let b = 0; b * BATCH < N; b++) writer.add(entries(x, b * BATCH, Math.min(N, (b + 1) * BATCH)));
 writer.snapshot();
 writer.close();
-const fileStore = FileStore.open(file, { annThreshold: 1 });
+const fileStore = FileIndex.open(file, { annThreshold: 1 });
 const fileIngest = `${((N / (performance.now() - t)) * 1000).toFixed(0)}`;
 await searchRow('file store, HNSW (usearch)', fileIngest, async (q) => fileStore.nearest(q, 10).map((h) => h.id));
 fileStore.snapshot(); // saves the graph for the service below
 fileStore.close();
-const exactFile = FileStore.open(file, { annThreshold: Infinity });
+const exactFile = FileIndex.open(file, { annThreshold: Infinity });
 await searchRow('file store, exact', '', async (q) => exactFile.nearest(q, 10).map((h) => h.id));
 exactFile.close();
 

@@ -27,7 +27,7 @@ import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import { Rng } from '../core/random.js';
 import { normalizeRows } from '../core/vectors.js';
 import { saveIndex } from '../serve/index-file.js';
-import { FileStore } from '../serve/file-store.js';
+import { FileIndex } from '../serve/file-store.js';
 import { ExactSearch } from '../serve/exact-search.js';
 
 const { values: args } = parseArgs({
@@ -222,10 +222,10 @@ saveIndex(file, {
   clusters: { k: 1, centroids: vectors.slice(0, d), assign: new Int32Array(n) },
 });
 let t = performance.now();
-const exactStore = FileStore.open(file, { annThreshold: Infinity });
+const exactStore = FileIndex.open(file, { annThreshold: Infinity });
 const loadExact = performance.now() - t;
 t = performance.now();
-const annStore = FileStore.open(file, { annThreshold: 1 });
+const annStore = FileIndex.open(file, { annThreshold: 1 });
 const loadAnn = performance.now() - t;
 const queries = Array.from({ length: 200 }, () => {
   const b = rng.int(n);
@@ -248,7 +248,7 @@ exactStore.close();
 annStore.snapshot(); // saves the HNSW graph beside the index
 annStore.close();
 t = performance.now();
-const reopened = FileStore.open(file, { annThreshold: 1 });
+const reopened = FileIndex.open(file, { annThreshold: 1 });
 console.log(`| HNSW reopened from its saved graph | ${(performance.now() - t).toFixed(0)} ms | | | (reused: ${reopened.annLoaded}) |`);
 reopened.close();
 for (const f of [file, `${file}.wal`, `${file}.hnsw`, `${file}.hnsw.json`]) fs.rmSync(f, { force: true });

@@ -4,6 +4,7 @@ import { buildIndex, buildPostgresIndex } from '../serve/build-index.js';
 import { isPostgresUrl } from '../serve/store.js';
 import { intOption } from './options.js';
 import { progressBar } from './progress.js';
+import { DEFAULT_ANN_THRESHOLD } from '../serve/index-policy.js';
 
 export function indexCommand(): Command {
   return new Command('index')
@@ -17,7 +18,12 @@ export function indexCommand(): Command {
     .option('--limit <n>', 'index n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
     .option('--clusters <k>', 'k-means clusters (default: the class count, else √N)', intOption('--clusters', 1))
     .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
-    .option('--ann-threshold <n>', 'from this many images, also build and save the HNSW graph', intOption('--ann-threshold', 1), 20000)
+    .option(
+      '--ann-threshold <n>',
+      'from this many images, also build and save the HNSW graph',
+      intOption('--ann-threshold', 1),
+      DEFAULT_ANN_THRESHOLD,
+    )
     .option('--gallery <dir>', 'also write the web demo gallery (embeddings, thumbnails, clusters, PCA map) to this folder')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it')
     .option(

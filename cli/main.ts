@@ -9,11 +9,12 @@ import { indexCommand } from './index.js';
 import { serveCommand } from './serve.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { SSLKIT_VERSION } from '../core/version.js';
 
 export function buildProgram(): Command {
   const program = new Command('sslkit')
     .description('Train self-supervised image encoders as ONNX graphs, export them and serve them.')
-    .version('0.1.0')
+    .version(SSLKIT_VERSION)
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(dataCommand());
   program.addCommand(trainCommand());

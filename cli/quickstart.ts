@@ -147,11 +147,12 @@ export function quickstartCommand(): Command {
         const first = epochs[0];
         const last = epochs[epochs.length - 1];
         const steps = metrics.filter((m) => m.type === 'step').map((m) => m.img_s as number);
+        const pct = (v: number | string | undefined) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}%` : 'n/a');
         const ips = steps.length ? steps.sort((a, b) => a - b)[Math.floor(steps.length / 2)] : NaN;
         const trained = `a SimCLR convnet trained on ${readRunConfig(o.out).resolved.trainImages} ${o.data} images for ${cfg.epochs} epoch${cfg.epochs > 1 ? 's' : ''}`;
         const knn = o.tiny
           ? `--tiny is a smoke test of the pipeline (${steps.length} steps): it measures no accuracy; run without --tiny for a model worth searching with.\n`
-          : `kNN top-1 on ${cfg.knnQueries} test images: ${(100 * (last.knn_top1 as number)).toFixed(1)}% (random init ${(100 * (first.knn_top1 as number)).toFixed(1)}%); `;
+          : `kNN top-1 on ${cfg.knnQueries.toLocaleString('en-US')} test images: trained ${pct(last.knn_top1)} · untrained ${pct(first.knn_top1)} · raw pixels ${pct(first.knn_top1_pixels)}\n`;
         process.stdout.write(
           `\nsslkit quickstart: ${trained}.\n` +
             knn +

@@ -5,6 +5,7 @@ import { ensureDemoBuilt } from '../web-demo/build.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { intOption } from './options.js';
 import { DEFAULT_METADATA_LIMITS } from '../serve/store.js';
+import { DEFAULT_ANN_THRESHOLD } from '../serve/index-policy.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -54,7 +55,12 @@ export function serveCommand(): Command {
       10_000,
     )
     .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
-    .option('--ann-threshold <n>', 'index size from which search is approximate (HNSW)', intOption('--ann-threshold', 1), 20000)
+    .option(
+      '--ann-threshold <n>',
+      'index size from which search is approximate (HNSW)',
+      intOption('--ann-threshold', 1),
+      DEFAULT_ANN_THRESHOLD,
+    )
     .option('--ef-search <n>', "PostgreSQL index: pgvector's hnsw.ef_search when a request gives none", intOption('--ef-search', 1), 40)
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
     .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))

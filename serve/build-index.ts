@@ -15,8 +15,9 @@ import { preprocessImages } from '../core/preprocess.js';
 import { saveIndex, type IndexData, type IndexItem } from './index-file.js';
 import { exportGallery } from './gallery.js';
 import { ExactSearch } from './exact-search.js';
-import { FileStore } from './file-store.js';
+import { FileIndex } from './file-store.js';
 import { lockIndex } from './index-lock.js';
+import { clusterCount, DEFAULT_ANN_THRESHOLD } from './index-policy.js';
 import { PostgresStore } from './postgres-store.js';
 import { modelIdentity, checkIdentity } from './identity.js';
 import { UserError } from '../core/errors.js';
@@ -79,8 +80,7 @@ async function embedAll(enc: OnnxEncoder, set: ImageSet, o: BuildIndexOptions) {
   return vectors;
 }
 
-const defaultClusters = (o: BuildIndexOptions, classes: number, n: number) =>
-  Math.min(n, o.clusters ?? (classes || Math.max(1, Math.round(Math.sqrt(n)))));
+const defaultClusters = (o: BuildIndexOptions, classes: number, n: number) => clusterCount(n, { requested: o.clusters, classes });
 
 export async function buildIndex(modelFile: string, out: string, o: BuildIndexOptions): Promise<IndexData> {
   if (o.shard) throw new UserError('--shard fills a PostgreSQL index (--out postgres://…); an index file is written by one job');
@@ -123,9 +123,9 @@ async function buildIndexFile(modelFile: string, out: string, o: BuildIndexOptio
   saveIndex(out, index);
   // What a service of the index this file replaces left beside it belongs to that index.
   for (const old of [`${out}.wal`, `${out}.hnsw`, `${out}.hnsw.json`]) fs.rmSync(old, { force: true });
-  if (index.items.length >= (o.annThreshold ?? 20_000)) {
+  if (index.items.length >= (o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) {
     // Opening builds the graph; the snapshot saves it with the index, so `sslkit serve` loads it instead.
-    const store = FileStore.open(out, { annThreshold: o.annThreshold });
+    const store = FileIndex.open(out, { annThreshold: o.annThreshold });
     store.snapshot();
     store.close();
   }
@@ -183,7 +183,7 @@ export async function buildPostgresIndex(modelFile: string, url: string, o: Buil
       const n = await store.count();
       clusters = await store.rebuildClusters(defaultClusters(o, classes, n));
       // Large enough for approximate search: the HNSW index is built now, over the loaded rows.
-      if (n >= (o.annThreshold ?? 20_000)) await store.buildAnnIndex();
+      if (n >= (o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) await store.buildAnnIndex();
     }
     if (o.gallery) {
       // The page shows the table's clusters: each image goes to its nearest centroid of the table.

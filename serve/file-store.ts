@@ -1,5 +1,7 @@
 /**
- * The file store, the embedded default: the snapshot file plus a write-ahead log beside it (`INDEX.wal`, see wal.ts). A
+ * The file store, the embedded default: `FileIndex` is the index in memory over its snapshot file
+ * plus a write-ahead log beside it (`INDEX.wal`, see wal.ts); `FileStore` is that index behind
+ * the service's `IndexStore` interface, holding the file's write lock (index-lock.ts). A
  * write is appended to the log as one framed record and fsync'd before it is acknowledged, so it
  * survives `kill -9`; opening replays the log over the snapshot, skipping what the snapshot
  * already holds (its LSN). Snapshots are written on cluster rebuilds, on shutdown and whenever
@@ -18,7 +20,8 @@ import { ApiError } from './errors.js';
 import { isRunning, lockIndex, type IndexLock } from './index-lock.js';
 import { replayWal, WalWriter, type ReplayResult, type WalOp } from './wal.js';
 
-import { checkVector, MAX_CLUSTERS, type ClusterSummary, type Hit, type IndexEntry, type IndexStore } from './store.js';
+import { clusterCount, DEFAULT_ANN_THRESHOLD, emptyIndex, rebuildInProgress, unknownId } from './index-policy.js';
+import { checkVector, type ClusterSummary, type Hit, type IndexEntry, type IndexStore } from './store.js';
 
 /** What a failed write of the index's files answers: 507 when the storage is full, else 503; nothing was stored. */
 function storageError(file: string, e: unknown, what: string): ApiError {
@@ -56,7 +59,8 @@ function removeStaleTemporaries(file: string, log: (l: string) => void): void {
   }
 }
 
-export class FileStore {
+/** An index file in memory: exact and HNSW search, writes through the log, snapshots. */
+export class FileIndex {
   private vectors: Float32Array;
   private items: IndexItem[];
   private assign: Int32Array;
@@ -97,11 +101,11 @@ export class FileStore {
   annLoaded = false;
 
   /** Opens an index; above `annThreshold` items searches go through HNSW (approximate). */
-  static open(file: string, o: StoreOptions = {}): FileStore {
+  static open(file: string, o: StoreOptions = {}): FileIndex {
     const log = o.log ?? (() => {});
     removeStaleTemporaries(file, log);
-    const s = new FileStore(file, loadIndex(file), o);
-    if (s.items.length >= (o.annThreshold ?? 20_000)) s.enableAnn();
+    const s = new FileIndex(file, loadIndex(file), o);
+    if (s.items.length >= (o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) s.enableAnn();
     const held = s.lsn;
     s.replay = replayWal(`${file}.wal`, (r) => {
       if (r.lsn !== 0 && r.lsn <= held) return; // already in the snapshot
@@ -284,7 +288,7 @@ export class FileStore {
   }
 
   delete(id: string): void {
-    if (!this.rows.has(id)) throw new ApiError(404, 'unknown_id', `no item with id '${id}'`, 'id');
+    if (!this.rows.has(id)) throw unknownId(id);
     this.commit([{ op: 'delete', id }]);
   }
 
@@ -325,9 +329,9 @@ export class FileStore {
    */
   async rebuildClusters(k?: number): Promise<IndexData['clusters']> {
     const n = this.items.length;
-    if (n === 0) throw new ApiError(409, 'empty_index', 'the index is empty');
-    if (this.rebuilding) throw new ApiError(409, 'rebuild_in_progress', 'a cluster rebuild is already running; try again when it ends');
-    const kk = Math.min(n, k ?? this.base.clusters.k, MAX_CLUSTERS);
+    if (n === 0) throw emptyIndex();
+    if (this.rebuilding) throw rebuildInProgress();
+    const kk = clusterCount(n, { requested: k, current: this.base.clusters.k });
     const ids = this.items.map((it) => it.id);
     this.rebuilding = true;
     this.touched = new Set();
@@ -403,20 +407,20 @@ export class FileStore {
   }
 }
 
-/** The file store behind the service's async interface. */
-export class FileIndex implements IndexStore {
+/** The file index behind the service's async interface (what PostgresStore is for PostgreSQL). */
+export class FileStore implements IndexStore {
   readonly kind = 'file';
 
   constructor(
-    readonly store: FileStore,
+    readonly index: FileIndex,
     private readonly lock: IndexLock | null = null,
   ) {}
 
   /** Opens an index file for writing: refused while another process (or this one) has it open. */
-  static open(file: string, o: StoreOptions = {}): FileIndex {
+  static open(file: string, o: StoreOptions = {}): FileStore {
     const lock = lockIndex(file, o.log);
     try {
-      return new FileIndex(FileStore.open(file, o), lock);
+      return new FileStore(FileIndex.open(file, o), lock);
     } catch (e) {
       lock.release();
       throw e;
@@ -424,48 +428,48 @@ export class FileIndex implements IndexStore {
   }
 
   get location(): string {
-    return this.store.file;
+    return this.index.file;
   }
   get dim(): number {
-    return this.store.dim;
+    return this.index.dim;
   }
   get model(): IndexData['model'] {
-    return this.store.model;
+    return this.index.model;
   }
   async count(): Promise<number> {
-    return this.store.count;
+    return this.index.count;
   }
   async clusterCount(): Promise<number> {
-    return this.store.clusters.k;
+    return this.index.clusters.k;
   }
   checkVector(vector: ArrayLike<number>, field?: string): void {
-    this.store.checkVector(vector, field);
+    this.index.checkVector(vector, field);
   }
   // The HNSW graph's search expansion is fixed when it is built (usearch): efSearch is pgvector's knob.
   async nearest(query: Float32Array, k: number): Promise<Hit[]> {
-    return this.store.nearest(query, k);
+    return this.index.nearest(query, k);
   }
   async assign(query: Float32Array): Promise<{ cluster: number; score: number }> {
-    this.store.checkVector(query);
-    return this.store.search().assign(query);
+    this.index.checkVector(query);
+    return this.index.search().assign(query);
   }
   async members(query: Float32Array, cluster: number, n: number): Promise<string[]> {
-    return this.store.members(query, cluster, n);
+    return this.index.members(query, cluster, n);
   }
   async clusterSummary(): Promise<ClusterSummary> {
-    return this.store.clusterSummary();
+    return this.index.clusterSummary();
   }
   async add(entries: IndexEntry[]): Promise<void> {
-    this.store.add(entries);
+    this.index.add(entries);
   }
   async delete(id: string): Promise<void> {
-    this.store.delete(id);
+    this.index.delete(id);
   }
   async has(id: string): Promise<boolean> {
-    return this.store.has(id);
+    return this.index.has(id);
   }
   async rebuildClusters(k?: number): Promise<{ k: number }> {
-    return { k: (await this.store.rebuildClusters(k)).k };
+    return { k: (await this.index.rebuildClusters(k)).k };
   }
   async reachable(): Promise<boolean> {
     return true;
@@ -473,13 +477,13 @@ export class FileIndex implements IndexStore {
   /** Snapshots and closes; a snapshot that cannot be written is logged, the log keeps every write for the next start. */
   async close(): Promise<void> {
     try {
-      this.store.snapshot();
+      this.index.snapshot();
     } catch (e) {
-      this.store.log(
-        `${this.store.file}: the snapshot could not be written on shutdown (${(e as Error).message}); nothing is lost: ${path.basename(this.store.file)}.wal holds every write and the next start replays it`,
+      this.index.log(
+        `${this.index.file}: the snapshot could not be written on shutdown (${(e as Error).message}); nothing is lost: ${path.basename(this.index.file)}.wal holds every write and the next start replays it`,
       );
     } finally {
-      this.store.close();
+      this.index.close();
       this.lock?.release();
     }
   }

@@ -1,6 +1,7 @@
 /** The OpenAPI document, generated from the same zod schemas the routes validate with. */
 import { z } from 'zod';
 import { AddItemsBody, AssignBody, EmbeddingsBody, RebuildBody, SearchBody } from './schemas.js';
+import { SSLKIT_VERSION } from '../core/version.js';
 
 const json = (schema: z.ZodType) => ({
   content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } },
@@ -29,7 +30,7 @@ export function openApiDocument() {
     openapi: '3.1.0',
     info: {
       title: 'sslkit serve',
-      version: '0.1.0',
+      version: SSLKIT_VERSION,
       description: 'Image embeddings, k-NN search and cluster assignment with an ONNX encoder.',
     },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },

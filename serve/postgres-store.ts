@@ -19,7 +19,16 @@ import { UserError } from '../core/errors.js';
 import { ApiError } from './errors.js';
 import type { IndexData, IndexItem } from './index-file.js';
 import { migrate, parsePostgresUrl, tablesOf, type Identity, type PostgresLocation } from './postgres-schema.js';
-import { checkVector, MAX_CLUSTERS, type ClusterSummary, type Hit, type IndexEntry, type IndexStore, type SearchOptions } from './store.js';
+import {
+  clusterCount,
+  DEFAULT_ANN_THRESHOLD,
+  emptyIndex,
+  indexUnavailable,
+  noClusters,
+  rebuildInProgress,
+  unknownId,
+} from './index-policy.js';
+import { checkVector, type ClusterSummary, type Hit, type IndexEntry, type IndexStore, type SearchOptions } from './store.js';
 
 export interface PostgresStoreOptions {
   /** Item count from which searches go through HNSW (approximate). */
@@ -110,7 +119,7 @@ export class PostgresStore implements IndexStore {
     o: PostgresStoreOptions,
   ) {
     this.t = tablesOf(loc.table);
-    this.annThreshold = o.annThreshold ?? 20_000;
+    this.annThreshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
     this.efSearch = o.efSearch ?? 40;
     this.onQuery = o.onQuery ?? (() => {});
     this.log = o.log ?? (() => {});
@@ -201,7 +210,7 @@ export class PostgresStore implements IndexStore {
       this.onQuery(op, (performance.now() - t0) / 1000, errorCode(e));
       if (isUnavailable(e)) {
         broken = e as Error;
-        throw new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message}); try again shortly`);
+        throw indexUnavailable(e);
       }
       if (tx && conn) await conn.client.query('ROLLBACK').catch((r: Error) => (broken = r));
       if ((e as { code?: string }).code === '57014')
@@ -339,7 +348,7 @@ export class PostgresStore implements IndexStore {
       async (c) =>
         (await c.query(`SELECT id, 1 - (centroid <=> $1) AS score FROM ${this.t.clusters} ORDER BY centroid <=> $1 LIMIT 1`, [q])).rows[0],
     );
-    if (!row) throw new ApiError(409, 'no_clusters', 'the index has no clusters yet: POST /v1/clusters/rebuild makes them');
+    if (!row) throw noClusters();
     return { cluster: row.id as number, score: row.score as number };
   }
 
@@ -425,7 +434,7 @@ export class PostgresStore implements IndexStore {
       },
       true,
     );
-    if (!n) throw new ApiError(404, 'unknown_id', `no item with id '${id}'`, 'id');
+    if (!n) throw unknownId(id);
   }
 
   async has(id: string): Promise<boolean> {
@@ -444,13 +453,12 @@ export class PostgresStore implements IndexStore {
     try {
       conn = await checkout(this.pool);
     } catch (e) {
-      throw isUnavailable(e) ? new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message})`) : e;
+      throw isUnavailable(e) ? indexUnavailable(e) : e;
     }
     const holder = conn.client;
     let broken: Error | undefined;
     try {
-      if (!(await holder.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key])).rows[0].ok)
-        throw new ApiError(409, 'rebuild_in_progress', 'a cluster rebuild is already running; try again when it ends');
+      if (!(await holder.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key])).rows[0].ok) throw rebuildInProgress();
       try {
         const rows = await this.run(
           'rebuild_read',
@@ -463,9 +471,9 @@ export class PostgresStore implements IndexStore {
             }[],
         );
         const n = rows.length;
-        if (n === 0) throw new ApiError(409, 'empty_index', 'the index is empty');
+        if (n === 0) throw emptyIndex();
         const current = await this.clusterCount();
-        const kk = Math.min(n, k ?? (current || Math.max(1, Math.round(Math.sqrt(n)))), MAX_CLUSTERS);
+        const kk = clusterCount(n, { requested: k, current });
         const x = new Float32Array(n * this.dim);
         rows.forEach((r, i) => {
           // int16 dimension, int16 unused, then big-endian float32 values.
@@ -486,7 +494,7 @@ export class PostgresStore implements IndexStore {
       }
     } catch (e) {
       if (isUnavailable(e)) broken = e as Error;
-      throw isUnavailable(e) ? new ApiError(503, 'index_unavailable', `the index database is unreachable (${(e as Error).message})`) : e;
+      throw isUnavailable(e) ? indexUnavailable(e) : e;
     } finally {
       conn.release(broken);
     }

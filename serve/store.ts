@@ -6,8 +6,7 @@
 import type { IndexData, IndexItem } from './index-file.js';
 import { ApiError } from './errors.js';
 
-/** The most clusters a rebuild may ask for: k-means costs items × k × dim per iteration. */
-export const MAX_CLUSTERS = 1024;
+export { MAX_CLUSTERS } from './index-policy.js';
 
 export interface Hit {
   id: string;

@@ -17,6 +17,7 @@ import { AUGMENT_PRESETS, presetViews, type AugmentConfig, type AugmentPreset } 
 import { channelStats } from './augment/views.js';
 import type { EncoderSpec } from './encoder.js';
 import type { InitModel } from './init.js';
+import { SSLKIT_VERSION } from '../core/version.js';
 
 /**
  * An imported encoder learns at a tenth of the heads' rate unless told: on bench/continue it beat
@@ -162,7 +163,7 @@ export function resolveConfig(input: TrainConfig, trainSet: ImageSet, method: Me
       stepsPerEpoch,
       totalSteps: stepsPerEpoch * input.epochs,
       embeddingDim: makeBackbone(backbone, { width: input.width }).dim,
-      sslkitVersion: '0.1.0',
+      sslkitVersion: SSLKIT_VERSION,
     },
   };
 }

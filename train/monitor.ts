@@ -63,6 +63,25 @@ export async function knnCheck(
 }
 
 /**
+ * The same kNN on the raw pixels (x / 255, each image one unit vector): the baseline an encoder
+ * must beat to be worth its embedding. Images whose sizes differ from the memory's are not compared.
+ */
+export function pixelKnn(cfg: ResolvedConfig, sets: KnnSets): number {
+  const d = sets.mem.c * sets.mem.h * sets.mem.w;
+  const rows = (s: ImageSet) =>
+    normalizeRows(
+      Float32Array.from(s.pixels, (v) => v / 255),
+      d,
+    );
+  return knnAccuracy(rows(sets.mem), sets.mem.labels!, rows(sets.queries), sets.queries.labels!, d, {
+    k: Math.min(200, sets.mem.n),
+    temperature: 0.1,
+    classes: cfg.resolved.classes.length,
+    exclude: sameImageRows(sets.mem.sources, sets.queries.sources) ?? undefined,
+  });
+}
+
+/**
  * The BatchNorm statistics passes, on one sample of up to 2,048 plain training images (what the
  * exported encoder sees): re-estimating every BatchNorm's running statistics (what each
  * checkpoint keeps), and calibrating the BatchNorms an --init run inserted (before its first step).

@@ -21,7 +21,7 @@ import { encoderSpec, resolveConfig, resumeConfig, type ResolvedConfig, type Tra
 import { hasCheckpoint, loadRunState, metricsWriter, readRunConfig, saveRunState, writeRunConfig } from './run.js';
 import { buildStep } from './step.js';
 import { DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
-import { batchNormCalibrator, collapseWarning, knnCheck, knnSets } from './monitor.js';
+import { batchNormCalibrator, collapseWarning, knnCheck, knnSets, pixelKnn } from './monitor.js';
 
 export interface TrainHooks {
   log?: (line: string) => void;
@@ -39,6 +39,8 @@ export interface TrainResult {
   finalLoss: number;
   knnTop1: number | null;
   initialKnnTop1: number | null;
+  /** The same kNN on raw pixels: the baseline the encoder must beat (null when not measured, or on a resume). */
+  pixelsKnnTop1: number | null;
   stopped: 'done' | 'max-steps' | 'interrupted';
   lossHistory: number[];
 }
@@ -107,12 +109,16 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const sets = await knnSets(cfg, trainSet, log);
 
   let initialKnn: number | null = null;
+  let pixelsKnn: number | null = null;
   if (sets && pos.step === 0) {
     // The baseline gets the same BN re-estimation as every later check, so the comparison is fair.
     const k = await knnCheck(cfg, await recalibrate(params()), sets);
     initialKnn = k.top1;
-    writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, feature_std: k.collapse });
-    log(`${cfg.init ? `starting encoder (${cfg.init})` : 'random init'}: kNN top-1 ${(100 * k.top1).toFixed(2)}%`);
+    pixelsKnn = pixelKnn(cfg, sets);
+    writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, knn_top1_pixels: pixelsKnn, feature_std: k.collapse });
+    log(
+      `${cfg.init ? `starting encoder (${cfg.init})` : 'random init'}: kNN top-1 ${(100 * k.top1).toFixed(2)}% (raw pixels ${(100 * pixelsKnn).toFixed(2)}%)`,
+    );
   }
 
   const runtime = method.runtime
@@ -262,7 +268,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
       `${stopped === 'interrupted' ? 'interrupted' : 'stopped'} at step ${pos.step}; checkpoint written, continue with --resume ${runDir}`,
     );
   }
-  return { runDir, position: pos, finalLoss, knnTop1: lastKnn, initialKnnTop1: initialKnn, stopped, lossHistory };
+  return { runDir, position: pos, finalLoss, knnTop1: lastKnn, initialKnnTop1: initialKnn, pixelsKnnTop1: pixelsKnn, stopped, lossHistory };
 }
 
 /** A seed for one step's (or epoch's) host-side random draws, independent of how the run was split. */

@@ -180,6 +180,8 @@ export const wrong: TrainOptions = { method: 'simclr', data: 'x', out: 'y', epoc
     const help = run(bin, ['--help']);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/Usage: sslkit .*\n[\s\S]*quantize/);
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+    expect(run(bin, ['--version']).stdout.trim()).toBe(version);
     // No TypeScript in the installed package: what ran was dist/.
     expect(fs.existsSync(path.join(project, 'node_modules/sslkit/cli/main.ts'))).toBe(false);
     const trained = run(bin, [

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../../core/random.js';
 import { normalizeRows } from '../../core/vectors.js';
 import { saveIndex } from '../../serve/index-file.js';
-import { FileStore } from '../../serve/file-store.js';
+import { FileIndex } from '../../serve/file-store.js';
 import { ExactSearch } from '../../serve/exact-search.js';
 import { tmpDir } from '../helpers.js';
 
@@ -33,7 +33,7 @@ describe('approximate search (HNSW)', () => {
       vectors,
       clusters: { k: 1, centroids: normalizeRows(Float32Array.from(vectors.subarray(0, d)), d), assign: new Int32Array(n) },
     });
-    const store = FileStore.open(file, { annThreshold: 1000 });
+    const store = FileIndex.open(file, { annThreshold: 1000 });
     expect(store.approximate).toBe(true);
     const exact = new ExactSearch(store.view());
     const rng = new Rng(9);
@@ -63,7 +63,7 @@ describe('approximate search (HNSW)', () => {
     const before = store.nearest(probe, 10).map((r) => r.id);
     store.snapshot();
     store.close();
-    const again = FileStore.open(file, { annThreshold: 1000 });
+    const again = FileIndex.open(file, { annThreshold: 1000 });
     expect(again.annLoaded).toBe(true);
     expect(again.count).toBe(n - 1);
     expect(again.nearest(probe, 10).map((r) => r.id)).toEqual(before);

@@ -12,7 +12,7 @@ import { Rng } from '../../core/random.js';
 import { buildIndex } from '../../serve/build-index.js';
 import { loadIndex } from '../../serve/index-file.js';
 import { ExactSearch } from '../../serve/exact-search.js';
-import { FileStore } from '../../serve/file-store.js';
+import { FileIndex } from '../../serve/file-store.js';
 import { FASHION_DIR, hasFashion, httpJson, isolatedCache, tinyModel, tmpDir } from '../helpers.js';
 import { startServer } from '../../serve/server.js';
 import sharp from 'sharp';
@@ -77,7 +77,7 @@ describe.runIf(hasFashion)('sslkit index', () => {
     const out = path.join(tmpDir(), 'g.idx');
     await buildIndex(model, out, { data: 'fashion-mnist', dataDir: FASHION_DIR, limit: 500, annThreshold: 400, log: () => {} });
     expect(fs.existsSync(`${out}.hnsw`)).toBe(true);
-    const store = FileStore.open(out, { annThreshold: 400 });
+    const store = FileIndex.open(out, { annThreshold: 400 });
     expect(store.annLoaded).toBe(true);
     expect(store.nearest(loadIndex(out).vectors.subarray(0, 32), 1)[0].id).toBe(loadIndex(out).items[0].id);
     store.close();

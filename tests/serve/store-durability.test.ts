@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveIndex } from '../../serve/index-file.js';
-import { FileStore } from '../../serve/file-store.js';
+import { FileIndex } from '../../serve/file-store.js';
 import { Rng } from '../../core/random.js';
 import { normalizeRows } from '../../core/vectors.js';
 import { tmpDir } from '../helpers.js';
@@ -43,7 +43,7 @@ const entry = (id: string, seed: number) => ({ item: { id }, vector: vectors(1, 
 describe('index store durability', () => {
   it('a torn last record is cut off at open, and the next acknowledged write survives a restart', () => {
     const file = makeIndex();
-    let s = FileStore.open(file);
+    let s = FileIndex.open(file);
     s.add([entry('a', 10)]);
     s.close(); // no snapshot: as after kill -9
     // A crash mid-append: half of a record's frame and payload.
@@ -51,21 +51,21 @@ describe('index store durability', () => {
     const intact = fs.statSync(wal).size;
     fs.appendFileSync(wal, Buffer.concat([Buffer.from([200, 0, 0, 0, 1, 2, 3, 4]), Buffer.from('{"lsn":2,"ops":[{"op":"add"')]));
     const lines: string[] = [];
-    s = FileStore.open(file, { log: (l) => lines.push(l) });
+    s = FileIndex.open(file, { log: (l) => lines.push(l) });
     expect(s.replay.truncatedBytes).toBe(8 + 27);
     expect(lines.join('\n')).toMatch(/cut off 35 bytes of a torn or damaged last record/);
     expect(fs.statSync(wal).size).toBe(intact);
     expect(s.has('a')).toBe(true);
     s.add([entry('b', 11)]);
     s.close();
-    s = FileStore.open(file);
+    s = FileIndex.open(file);
     expect([s.has('a'), s.has('b'), s.count]).toEqual([true, true, 22]);
     s.close();
   });
 
   it('a record whose checksum fails ends replay there', () => {
     const file = makeIndex();
-    let s = FileStore.open(file);
+    let s = FileIndex.open(file);
     s.add([entry('a', 10)]);
     s.add([entry('b', 11)]);
     s.close();
@@ -73,21 +73,21 @@ describe('index store durability', () => {
     const bytes = fs.readFileSync(wal);
     bytes[bytes.length - 5] ^= 0xff; // inside the second record's payload
     fs.writeFileSync(wal, bytes);
-    s = FileStore.open(file);
+    s = FileIndex.open(file);
     expect([s.has('a'), s.has('b')]).toEqual([true, false]);
     s.close();
   });
 
   it('the log is checkpointed by size: it stays bounded, and everything is there after a restart', () => {
     const file = makeIndex();
-    let s = FileStore.open(file, { walMaxBytes: 4096 });
+    let s = FileIndex.open(file, { walMaxBytes: 4096 });
     for (let i = 0; i < 200; i++) {
       s.add([entry(`x${i}`, 100 + i)]);
       expect(fs.statSync(`${file}.wal`).size).toBeLessThanOrEqual(4096);
     }
     s.delete('x7');
     s.close();
-    s = FileStore.open(file);
+    s = FileIndex.open(file);
     expect(s.count).toBe(20 + 199);
     expect([s.has('x0'), s.has('x7'), s.has('x199')]).toEqual([true, false, true]);
     s.close();
@@ -95,7 +95,7 @@ describe('index store durability', () => {
 
   it('a crash between the snapshot and the log truncation replays nothing twice: clusters stay the new ones', async () => {
     const file = makeIndex();
-    let s = FileStore.open(file);
+    let s = FileIndex.open(file);
     s.add([entry('a', 10), entry('b', 11)]);
     s.add([entry('c', 12)]);
     const logBefore = fs.readFileSync(`${file}.wal`);
@@ -105,7 +105,7 @@ describe('index store durability', () => {
     s.close();
     // As if the process died after writing the snapshot but before emptying the log.
     fs.writeFileSync(`${file}.wal`, logBefore);
-    s = FileStore.open(file);
+    s = FileIndex.open(file);
     expect(s.view().items.map((it) => it.id)).toEqual(ids);
     expect(Array.from(s.clusters.assign)).toEqual(after);
     expect(s.clusters.k).toBe(4);
@@ -114,7 +114,7 @@ describe('index store durability', () => {
 
   it('writes made while a rebuild runs are kept and assigned to the new centroids', async () => {
     const file = makeIndex(400);
-    const s = FileStore.open(file);
+    const s = FileIndex.open(file);
     const rebuild = s.rebuildClusters(3);
     s.add([entry('during', 77)]);
     s.delete('base3');
@@ -139,21 +139,21 @@ describe('index store durability', () => {
     // The old format: one JSON op per line, vectors as base64.
     const v = Buffer.from(vectors(1, 5).buffer).toString('base64');
     fs.writeFileSync(`${file}.wal`, `${JSON.stringify({ op: 'add', item: { id: 'old' }, vector: v, cluster: 1 })}\n{"op":"del`);
-    const s = FileStore.open(file);
+    const s = FileIndex.open(file);
     for (const f of stale) expect(fs.existsSync(f)).toBe(false);
     expect(fs.existsSync(unrelated)).toBe(true);
     expect(s.replay.legacy).toBe(true);
     expect(s.has('old')).toBe(true);
     s.close();
     expect(fs.readFileSync(`${file}.wal`).subarray(0, 8).toString()).toBe('SSLWAL2\n');
-    const again = FileStore.open(file);
+    const again = FileIndex.open(file);
     expect([again.has('old'), again.count]).toEqual([true, 21]);
     again.close();
   });
 
   it('refuses non-finite and all-zero vectors before logging them', () => {
     const file = makeIndex();
-    const s = FileStore.open(file);
+    const s = FileIndex.open(file);
     const inf = new Float32Array(DIM).fill(0.1);
     inf[3] = Infinity;
     expect(() => s.add([{ item: { id: 'inf' }, vector: inf }])).toThrow(/\[3\] is Infinity, not a finite float32 value/);

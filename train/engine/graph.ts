@@ -13,6 +13,7 @@ import {
   type ValueInfoMsg,
   irVersionForOpset,
 } from '../../core/onnx/onnx-proto.js';
+import { SSLKIT_VERSION } from '../../core/version.js';
 
 export type Dim = number | string;
 export type Shape = Dim[];
@@ -236,7 +237,7 @@ export class Graph {
       ir_version: irVersionForOpset(opset),
       opset_import: [{ domain: '', version: opset }],
       producer_name: 'sslkit',
-      producer_version: '0.1.0',
+      producer_version: SSLKIT_VERSION,
       doc_string: opts.docString,
       graph: {
         name: opts.graphName ?? 'sslkit',

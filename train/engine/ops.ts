@@ -453,21 +453,24 @@ defineOp('ReduceMax', {
 });
 export const reduceMax = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceMax', x, axes, keepdims);
 
+/**
+ * Max's and Min's gradient: to the input that wins, and on a tie half to each, as PyTorch's
+ * maximum/minimum do (ReduceMax likewise shares a tie among the tied elements).
+ */
+function pickBackward(a: T, b: T, dy: T, aWins: T): [T, T] {
+  const wa = where(equal(a, b), 0.5, where(aWins, 1, 0));
+  return [unbroadcast(mul(dy, wa), a.shape), unbroadcast(mul(dy, sub(1, wa)), b.shape)];
+}
+
 defineOp('Max', {
   shape: binaryShape('Max'),
-  vjp: ({ inputs: [a, b] }, [dy]) => {
-    const m = greater(b!, a!);
-    return [unbroadcast(where(m, 0, dy!), a!.shape), unbroadcast(where(m, dy!, 0), b!.shape)];
-  },
+  vjp: ({ inputs: [a, b] }, [dy]) => pickBackward(a!, b!, dy!, greater(a!, b!)),
 });
 export const maximum = (a: TN, b: TN) => binary('Max', a, b);
 const maxScalar = (x: T, v: number) => maximum(x, v);
 defineOp('Min', {
   shape: binaryShape('Min'),
-  vjp: ({ inputs: [a, b] }, [dy]) => {
-    const m = less(b!, a!);
-    return [unbroadcast(where(m, 0, dy!), a!.shape), unbroadcast(where(m, dy!, 0), b!.shape)];
-  },
+  vjp: ({ inputs: [a, b] }, [dy]) => pickBackward(a!, b!, dy!, less(a!, b!)),
 });
 export const minimum = (a: TN, b: TN) => binary('Min', a, b);
 

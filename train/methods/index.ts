@@ -5,7 +5,7 @@ import { triplet } from './triplet.js';
 import { nce } from './nce.js';
 import { negsample } from './negsample.js';
 import { dae } from './dae.js';
-import { context } from './context.js';
+import { context } from './context-encoder.js';
 import { distill } from './distill.js';
 import { bownet } from './bownet.js';
 import { byol } from './byol.js';

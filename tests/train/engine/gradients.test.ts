@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkGradient, type GradCase } from './grad-check.js';
 import * as o from '../../../train/engine/ops.js';
+import { grad } from '../../../train/engine/autodiff.js';
 import { Graph, tensorData, type Tensor } from '../../../train/engine/graph.js';
 import { Program } from '../../../train/engine/program.js';
 import { CONV_GRAD_PLANS, ConvGradPlanner, type ConvGradPlan } from '../../../train/engine/conv-grad.js';
@@ -250,6 +251,39 @@ describe('vector-Jacobian rules match central finite differences', () => {
   it('the check fails on a wrong gradient (stop-gradient hides half of d(x·x))', async () => {
     const r = await checkGradient({ name: 'x·sg(x)', inputs: { x: [3, 4] }, f: ({ x }) => o.mul(x, o.stopGradient(x)) });
     expect(r.worst).toBeGreaterThan(0.3);
+  });
+});
+
+describe('ties at a kink share the gradient, as PyTorch does', () => {
+  /** ∂ Σ f(a, b) / ∂a and ∂b at given values. */
+  async function gradsAt(f: (a: Tensor, b: Tensor) => Tensor, a: number[], b: number[], bShape = [b.length]) {
+    const g = new Graph('train');
+    const [ta, tb] = [g.input('a', [a.length]), g.input('b', bShape)];
+    const [ga, gb] = grad(o.reduceSum(f(ta, tb)), [ta, tb]);
+    g.output(ga, 'ga');
+    g.output(gb, 'gb');
+    const out = await (await Program.compile(g)).run({ a: Float32Array.from(a), b: Float32Array.from(b) });
+    return [Array.from(out.ga as Float32Array), Array.from(out.gb as Float32Array)];
+  }
+  const a = [1, 2, 3, 4, 5, 6];
+  const b = [1, 0, 3, 9, 5, 0];
+
+  it('Max and Min: the winner takes the gradient, a tie is halved (torch.maximum / torch.minimum)', async () => {
+    expect(await gradsAt(o.maximum, a, b)).toEqual([
+      [0.5, 1, 0.5, 0, 0.5, 1],
+      [0.5, 0, 0.5, 1, 0.5, 0],
+    ]);
+    expect(await gradsAt(o.minimum, a, b)).toEqual([
+      [0.5, 0, 0.5, 1, 0.5, 0],
+      [0.5, 1, 0.5, 0, 0.5, 1],
+    ]);
+    // Broadcast: b's gradient sums over the elements it met, halves where they tied.
+    expect(await gradsAt(o.maximum, [1, 3, 3, 5], [3], [1])).toEqual([[0, 0.5, 0.5, 1], [2]]);
+  });
+
+  it('ReduceMax: tied maxima share the gradient equally (torch.amax)', async () => {
+    const [gx] = await gradsAt((x, y) => o.add(o.reduceMax(x, [0], true), o.mul(y, 0)), [1, 3, 3, 2, 3], [0]);
+    expect(gx).toEqual([0, 1 / 3, 1 / 3, 0, 1 / 3].map(Math.fround));
   });
 });
 
