@@ -39,8 +39,9 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
   'simclr-3ep-crop0.5': { cropMinScale: 0.5 },
   'simclr-3ep-weak': { augment: 'weak' },
   'simclr-3ep-w1': { width: 1 },
-  'vicreg-3ep': { method: 'vicreg', hp: { proj_hidden: 512 } },
-  'vicreg-6ep': { method: 'vicreg', epochs: 6, hp: { proj_hidden: 512 } },
+  'simclr-3ep-crop0.5-w1': { cropMinScale: 0.5, width: 1 },
+  'vicreg-3ep': { method: 'vicreg', hp: {} },
+  'vicreg-3ep-crop0.5': { method: 'vicreg', hp: {}, cropMinScale: 0.5 },
   'byol-3ep': { method: 'byol', hp: { proj_hidden: 512 } },
 };
 

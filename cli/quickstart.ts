@@ -89,6 +89,9 @@ export function quickstartCommand(): Command {
           optimizer: 'adamw',
           lr: 2e-3,
           weightDecay: 1e-4,
+          // Crops of at least half the image: at 28 px a 20% crop is mostly background, and on the
+          // shipped set it learned 74.35% kNN against 73.10% (raw pixels 70.10%; bench/quickstart-options).
+          cropMinScale: 0.5,
           limit: o.tiny ? 512 : (o.limit ?? (o.data === 'fashion-mnist' ? 20000 : undefined)),
           ...(o.tiny ? { epochs: 1, batchSize: 64, width: 0.25 } : {}),
           hp: { proj_hidden: o.tiny ? 64 : 512 },
