@@ -11,7 +11,8 @@ import { BrowserEncoder } from './model';
 import { Gallery, queryVector, type Neighbour } from '../../web/gallery.js';
 import { decodeImage, toInput, toPixels } from '../../web/preprocess.js';
 import { drawMap, mapLegend, PALETTE, type MapView } from './map';
-import { backgroundOf } from './types';
+import { backgroundOf, type Preprocessing } from './types';
+import { dataUrl, serverSearch } from './server-search';
 
 const params = new URLSearchParams(location.search);
 const modelUrl = new URL(params.get('model') ?? 'demo/model.onnx', document.baseURI).href;
@@ -76,8 +77,14 @@ const demo = {
   gallery: null as Gallery | null,
   /** Resolves true once the service worker holds everything for an offline reload (false: no offline cache). */
   offline: null as Promise<boolean> | null,
+  /** The map as last drawn (redrawn with every query): the point under the pointer, an item's place. */
+  mapView: null as MapView | null,
+  /** The last query, to run again when k changes. */
+  lastQuery: null as { source: string; image: ImageBitmap; blob: Blob | null } | null,
+  /** Decoded thumbnail sheets, one fetch each: a click on the gallery does not download its sheet again. */
+  sheets: new Map<string, Promise<ImageBitmap>>(),
   /** Where gallery item i is drawn on the map, in canvas pixels (for tests). */
-  mapPosition: (i: number): [number, number] | null => mapView?.position(i) ?? null,
+  mapPosition: (i: number): [number, number] | null => demo.mapView?.position(i) ?? null,
   /** Per-image latency of the model alone (batch 1), in ms, after `warmup` runs. */
   async bench(runs = 50, warmup = 5): Promise<number[]> {
     const e = demo.encoder!;
@@ -176,18 +183,15 @@ function card(g: Gallery, i: number, caption: string, onClick?: () => void, scor
   return c;
 }
 
-/** Decoded thumbnail sheets, one fetch each: a click on the gallery does not download its sheet again. */
-const sheets = new Map<string, Promise<ImageBitmap>>();
-
 async function loadThumbnailImage(g: Gallery, i: number): Promise<ImageBitmap> {
   const t = g.thumb(i);
-  let sheet = sheets.get(t.url);
+  let sheet = demo.sheets.get(t.url);
   if (!sheet) {
     sheet = fetch(t.url)
       .then((r) => r.blob())
       .then((blob) => createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }));
-    sheets.set(t.url, sheet);
-    sheet.catch(() => sheets.delete(t.url));
+    demo.sheets.set(t.url, sheet);
+    sheet.catch(() => demo.sheets.delete(t.url));
   }
   return createImageBitmap(await sheet, t.x, t.y, t.size, t.size);
 }
@@ -212,9 +216,6 @@ function readK(): number {
   return k;
 }
 
-/** The point of the map under the pointer (redrawn with every query). */
-let mapView: MapView | null = null;
-
 /** Hover shows a gallery point's image and label; a click searches with it. */
 function wireMap(g: Gallery): void {
   const canvas = $('map') as HTMLCanvasElement;
@@ -222,7 +223,7 @@ function wireMap(g: Gallery): void {
   const at = (ev: MouseEvent) => {
     const r = canvas.getBoundingClientRect();
     // The canvas may be drawn smaller than its pixel size (narrow screens).
-    return mapView?.pick(((ev.clientX - r.left) * canvas.width) / r.width, ((ev.clientY - r.top) * canvas.height) / r.height) ?? null;
+    return demo.mapView?.pick(((ev.clientX - r.left) * canvas.width) / r.width, ((ev.clientY - r.top) * canvas.height) / r.height) ?? null;
   };
   let shown: number | null = null;
   canvas.addEventListener('mousemove', (ev) => {
@@ -251,15 +252,12 @@ function wireMap(g: Gallery): void {
   $('map-legend').replaceChildren(...mapLegend(g));
 }
 
-/** The last query, to run again when k changes. */
-let lastQuery: { source: string; image: ImageBitmap; blob: Blob | null } | null = null;
-
 /** Runs a query and shows it; on failure clears the old results and shows the error. */
 async function runQuery(source: string, image: () => Promise<ImageBitmap>, blob: Blob | null): Promise<void> {
   $('error').hidden = true;
   try {
     const img = await image();
-    lastQuery = { source, image: img, blob };
+    demo.lastQuery = { source, image: img, blob };
     await query(source, img, blob);
   } catch (e) {
     clearResults();
@@ -284,68 +282,54 @@ function pixelSpread(img: ImageData): number {
   return spread;
 }
 
-async function dataUrl(blob: Blob): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const r = new FileReader();
-    r.onload = () => resolve(r.result as string);
-    r.onerror = () => reject(r.error);
-    r.readAsDataURL(blob);
-  });
-}
-
-async function query(source: string, image: ImageBitmap, blob: Blob | null): Promise<void> {
-  const g = demo.gallery!;
-  const e = demo.encoder!;
-  const p = g.manifest.model.preprocessing;
-  const k = readK();
+/** The query image at the model's input size, drawn on the query canvas. */
+function showQueryImage(image: ImageBitmap, p: Preprocessing) {
   const background = backgroundOf(p);
   const { pixels, transparent } = toPixels(image, p.width, p.height, p.resize, background);
-  const qc = $('query-canvas') as HTMLCanvasElement;
-  qc.width = p.width;
-  qc.height = p.height;
-  qc.getContext('2d')!.putImageData(pixels, 0, 0);
-  const t0 = performance.now();
-  const raw = await e.embed(toInput(pixels, p), 1);
-  const embedMs = performance.now() - t0;
-  const q = queryVector(raw, g.manifest.centre);
-  let neighbours: Neighbour[];
-  let via: QueryResult['via'] = 'browser';
-  if (($('use-server') as HTMLInputElement).checked) {
-    via = 'server';
-    const img = blob ? await dataUrl(blob) : qc.toDataURL('image/png');
-    const res = await fetch(`${apiBase}/v1/search`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ image: img, k }),
-    });
-    const body = await res.json().catch(() => null);
-    if (!res.ok || !body) throw new Error(`server search failed: ${body?.error?.message ?? `HTTP ${res.status}, not the sslkit API`}`);
-    const row = new Map(g.manifest.ids.map((id, i) => [id, i]));
-    neighbours = (body.data as { id: string; score: number }[]).map((n) => {
-      const i = row.get(n.id) ?? -1;
-      return { index: i, id: n.id, score: n.score, label: i >= 0 ? g.label(i) : null };
-    });
-  } else neighbours = g.search(q, k);
-  const cluster = g.assign(q);
-  const ms = performance.now() - t0;
-  const searchMs = ms - embedMs;
+  const canvas = $('query-canvas') as HTMLCanvasElement;
+  canvas.width = p.width;
+  canvas.height = p.height;
+  canvas.getContext('2d')!.putImageData(pixels, 0, 0);
+  return { pixels, transparent, background, canvas };
+}
 
+/** Neighbours from the gallery here, or from the service when the toggle says so. */
+async function findNeighbours(g: Gallery, q: Float32Array, k: number, blob: Blob | null, canvas: HTMLCanvasElement) {
+  if (!($('use-server') as HTMLInputElement).checked) return { neighbours: g.search(q, k), via: 'browser' as const };
+  const image = blob ? await dataUrl(blob) : canvas.toDataURL('image/png');
+  return { neighbours: await serverSearch(apiBase, g, image, k), via: 'server' as const };
+}
+
+/** What was measured, and what the user should know about the image the model saw. */
+function showQueryInfo(
+  source: string,
+  image: ImageBitmap,
+  view: ReturnType<typeof showQueryImage>,
+  p: Preprocessing,
+  t: { embedMs: number; searchMs: number; via: QueryResult['via'] },
+) {
   const small = image.width * image.height < (p.width * p.height) / 4;
-  const flat = pixelSpread(pixels) < 4;
+  const flat = pixelSpread(view.pixels) < 4;
   $('query-info').textContent =
-    `${source} · model ${embedMs.toFixed(1)} ms in the browser · ` +
-    (via === 'server'
-      ? `search on the server ${searchMs.toFixed(0)} ms (round trip)`
-      : `search and cluster ${searchMs.toFixed(1)} ms in the browser`) +
+    `${source} · model ${t.embedMs.toFixed(1)} ms in the browser · ` +
+    (t.via === 'server'
+      ? `search on the server ${t.searchMs.toFixed(0)} ms (round trip)`
+      : `search and cluster ${t.searchMs.toFixed(1)} ms in the browser`) +
     (small ? ` · note: the image is ${image.width}×${image.height}, far below the model's ${p.width}×${p.height}; it was enlarged` : '') +
-    (transparent
-      ? ` · note: its transparent parts were filled with rgb(${background.join(', ')}), ${p.background ? "the colour of the model's training images' edges" : 'white (the model does not name a background)'}`
+    (view.transparent
+      ? ` · note: its transparent parts were filled with rgb(${view.background.join(', ')}), ${p.background ? "the colour of the model's training images' edges" : 'white (the model does not name a background)'}`
       : '') +
     (flat ? ' · note: the model sees an almost uniform image, so its neighbours say little' : '');
-  const nb = $('neighbours');
-  nb.replaceChildren(...neighbours.filter((n) => n.index >= 0).map((n) => card(g, n.index, n.label ?? n.id, undefined, n.score)));
+}
+
+function showNeighbours(g: Gallery, neighbours: Neighbour[]): void {
+  $('neighbours').replaceChildren(
+    ...neighbours.filter((n) => n.index >= 0).map((n) => card(g, n.index, n.label ?? n.id, undefined, n.score)),
+  );
+}
+
+function showCluster(g: Gallery, cluster: { cluster: number; score: number }): void {
   const m = g.manifest.clusters;
-  const cl = $('cluster');
   const members = m.members[cluster.cluster].slice(0, 6);
   const head = document.createElement('div');
   // The colour is a swatch beside the number: several palette colours are too light for text.
@@ -359,12 +343,31 @@ async function query(source: string, image: ImageBitmap, blob: Blob | null): Pro
   const row = document.createElement('div');
   row.className = 'grid';
   row.append(...members.map((i) => card(g, i, g.label(i) ?? g.manifest.ids[i])));
-  cl.replaceChildren(head, row);
-  mapView = drawMap($('map') as HTMLCanvasElement, g, {
+  $('cluster').replaceChildren(head, row);
+}
+
+/** Embeds the image, finds its neighbours and cluster, and shows each view. */
+async function query(source: string, image: ImageBitmap, blob: Blob | null): Promise<void> {
+  const g = demo.gallery!;
+  const e = demo.encoder!;
+  const p = g.manifest.model.preprocessing;
+  const k = readK();
+  const view = showQueryImage(image, p);
+  const t0 = performance.now();
+  const raw = await e.embed(toInput(view.pixels, p), 1);
+  const embedMs = performance.now() - t0;
+  const q = queryVector(raw, g.manifest.centre);
+  const { neighbours, via } = await findNeighbours(g, q, k, blob, view.canvas);
+  const cluster = g.assign(q);
+  const ms = performance.now() - t0;
+  showQueryInfo(source, image, view, p, { embedMs, searchMs: ms - embedMs, via });
+  showNeighbours(g, neighbours);
+  showCluster(g, cluster);
+  demo.mapView = drawMap($('map') as HTMLCanvasElement, g, {
     xy: g.project(q),
     neighbours: neighbours.map((n) => n.index).filter((i) => i >= 0),
   });
-  drawAttention(e, qc);
+  drawAttention(e, view.canvas);
   demo.last = {
     source,
     // What the service's /v1/embeddings gives: the model's output, or its centred unit vector.
@@ -448,7 +451,7 @@ async function start(): Promise<{ backend: string; threads: number }> {
   $('loading').hidden = true;
   document.querySelector('main')!.hidden = false;
 
-  mapView = drawMap($('map') as HTMLCanvasElement, g);
+  demo.mapView = drawMap($('map') as HTMLCanvasElement, g);
   wireMap(g);
   // A spread of the gallery (galleries are often sorted by class).
   const shown = Math.min(g.manifest.count, 96);
@@ -482,7 +485,8 @@ async function start(): Promise<{ backend: string; threads: number }> {
   });
   ($('k') as HTMLInputElement).addEventListener('change', () => {
     readK();
-    if (lastQuery) void runQuery(lastQuery.source, async () => lastQuery!.image, lastQuery.blob);
+    const last = demo.lastQuery;
+    if (last) void runQuery(last.source, async () => last.image, last.blob);
   });
   void offerServerToggle();
   document.addEventListener('paste', (ev) => {
