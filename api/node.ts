@@ -9,6 +9,8 @@
  * const enc = await OnnxEncoder.load('mine.onnx');
  * ```
  */
+import fs from 'node:fs';
+import type http from 'node:http';
 import type { z } from 'zod';
 import { train as runTraining, type TrainResult } from '../train/trainer.js';
 import { TrainConfigSchema } from '../train/config.js';
@@ -20,12 +22,10 @@ import {
 } from '../serve/build-index.js';
 import { isPostgresUrl } from '../serve/store.js';
 import type { IndexData } from '../serve/index-file.js';
-import fs from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
 import { imageToInput } from '../serve/images.js';
 import { normalizeRows } from '../core/vectors.js';
-import type http from 'node:http';
 import { startServer as start, type ServeOptions } from '../serve/server.js';
 
 export { OnnxEncoder };
