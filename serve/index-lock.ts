@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { UserError } from '../core/errors.js';
 
 interface LockOwner {
@@ -70,7 +71,8 @@ function readOwner(lockFile: string): LockOwner | null {
  * `log` hears of a stale lock taken over.
  */
 export function lockIndex(indexFile: string, log: (line: string) => void = () => {}): IndexLock {
-  const lockFile = `${indexFile}.lock`;
+  // One spelling per file: a relative and an absolute path to the same index share one lock.
+  const lockFile = `${path.resolve(indexFile)}.lock`;
   const me: LockOwner = {
     pid: process.pid,
     host: os.hostname(),

@@ -15,6 +15,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../serve/build-index.js';
 import { loadIndex } from '../../serve/index-file.js';
+import { FileStore } from '../../serve/file-store.js';
 import { FASHION_DIR, hasFashion, httpJson, isolatedCache, serveProcess, tinyModel, tmpDir } from '../helpers.js';
 
 const hasPrlimit = (() => {
@@ -132,6 +133,19 @@ describe.runIf(hasFashion)('the file store under faults', () => {
     }
     // A clean shutdown leaves no lock behind.
     expect(fs.existsSync(`${index}.lock`)).toBe(false);
+  });
+
+  it('one lock per file, whatever the spelling of its path', async () => {
+    const index = freshIndex();
+    const a = FileStore.open(index);
+    try {
+      expect(() => FileStore.open(path.relative(process.cwd(), index))).toThrow(/this process already has it open/);
+      expect(() => FileStore.open(`${path.dirname(index)}/./${path.basename(index)}`)).toThrow(/this process already has it open/);
+    } finally {
+      await a.close();
+    }
+    // Closed: the file can be opened again.
+    await FileStore.open(index).close();
   });
 
   it.runIf(hasPrlimit)(
