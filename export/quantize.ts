@@ -165,18 +165,17 @@ export interface QuantizeReport {
 const QUANTIZABLE = new Set(['Conv', 'Gemm', 'MatMul']);
 const attr = (n: NodeMsg, name: string) => n.attribute?.find((a) => a.name === name);
 
-/** The weight's channel axis for a quantizable node, or why it cannot be quantized. */
-function weightPlan(n: NodeMsg, w: TensorMsg | undefined): { axis: 0 | 1; channels: number; perChannel: boolean } | string {
+/** How a quantizable node's weight is scaled (per output channel for Conv, one scale for Gemm/MatMul), or why it cannot be. */
+function weightPlan(n: NodeMsg, w: TensorMsg | undefined): { channels: number; perChannel: boolean } | string {
   if (!w) return 'its weights are not a constant initialiser';
   if (w.data_type !== DataType.float32) return `its weights are ${w.data_type === DataType.float16 ? 'float16' : 'not float32'}`;
   if (n.op_type === 'Conv') {
     if (w.dims.length < 3) return 'a Conv weight of fewer than 3 dimensions';
-    return { axis: 0, channels: w.dims[0], perChannel: true };
+    return { channels: w.dims[0], perChannel: true };
   }
   if (w.dims.length !== 2) return `a ${n.op_type} weight that is not a matrix`;
   // Gemm/MatMul: onnxruntime's integer GEMM kernels take one scale for the whole weight.
-  const transB = n.op_type === 'Gemm' && Number(attr(n, 'transB')?.i ?? 0) === 1;
-  return { axis: transB ? 0 : 1, channels: transB ? w.dims[0] : w.dims[1], perChannel: false };
+  return { channels: 1, perChannel: false };
 }
 
 /**
@@ -200,10 +199,10 @@ export async function quantizeModel(model: ModelMsg, o: QuantizeOptions): Promis
     method: o.method ?? DEFAULT_CALIBRATION,
     ...((o.method ?? DEFAULT_CALIBRATION) === 'percentile' ? { percentile: o.percentile ?? DEFAULT_PERCENTILE } : {}),
   };
-  const plans = new Map<NodeMsg, { axis: 0 | 1; channels: number; perChannel: boolean }>();
+  const plans = new Map<NodeMsg, { channels: number; perChannel: boolean }>();
   for (const n of model.graph.node) {
     if (!QUANTIZABLE.has(n.op_type) || (n.domain && n.domain !== 'ai.onnx')) continue;
-    const plan = weightPlan(n, inits.get(n.input[1]));
+    const plan = inits.has(n.input[0]) ? 'its input is a constant, not an activation' : weightPlan(n, inits.get(n.input[1]));
     if (typeof plan === 'string') report.keptFloat.push({ node: n.name || n.output[0], op: n.op_type, why: plan });
     else if (n.op_type === 'Gemm' && Number(attr(n, 'transA')?.i ?? 0) === 1)
       report.keptFloat.push({ node: n.name || n.output[0], op: n.op_type, why: 'Gemm with transA' });
@@ -254,12 +253,8 @@ export async function quantizeModel(model: ModelMsg, o: QuantizeOptions): Promis
     if (plan) {
       const id = n.name || n.output[0];
       const w = readTensor(inits.get(n.input[1])!).data as Float32Array;
-      const { q, scales } = plan.perChannel
-        ? quantizeWeights(w, plan.channels, plan.axis)
-        : (() => {
-            const one = quantizeWeights(w, 1, 0);
-            return { q: one.q, scales: one.scales };
-          })();
+      // Weights are [out, …] (Conv, Gemm): channel c is the c-th block; per tensor, one block.
+      const { q, scales } = quantizeWeights(w, plan.channels, 0);
       const wName = `${id}_weight`;
       added.push(
         { name: `${wName}_quantized`, dims: inits.get(n.input[1])!.dims, data_type: DataType.int8, raw_data: new Uint8Array(q.buffer) },
@@ -276,14 +271,15 @@ export async function quantizeModel(model: ModelMsg, o: QuantizeOptions): Promis
         name: `${wName}_DequantizeLinear`,
         input: [`${wName}_quantized`, `${wName}_scale`, `${wName}_zero_point`],
         output: [`${wName}_dequantized`],
-        attribute: plan.perChannel ? [{ name: 'axis', type: 2, i: plan.axis }] : [],
+        attribute: plan.perChannel ? [{ name: 'axis', type: 2, i: 0 }] : [],
       });
       node.input[1] = `${wName}_dequantized`;
       const bias = n.input[2] ? inits.get(n.input[2]) : undefined;
       if (bias && bias.data_type === DataType.float32 && (n.op_type === 'Conv' || n.op_type === 'Gemm')) {
         // int32 at scale s_input · s_weight[c]: what QLinearConv / QGemm add into their int32 sums.
         const b = readTensor(bias).data as Float32Array;
-        const sIn = scaleOf.get(n.input[0]) ?? activationParams(ranges.get(n.input[0])!.min, ranges.get(n.input[0])!.max).scale;
+        // Set when the input's QuantizeLinear was written: before this node, as the graph is in topological order.
+        const sIn = scaleOf.get(n.input[0])!;
         const bScales = Float32Array.from(b, (_, c) => Math.fround(sIn * scales[plan.perChannel ? c : 0]));
         if (b.length === bScales.length && bias.dims.length === 1) {
           const bq = Int32Array.from(b, (v, c) => quantizeValue(v, bScales[c], 0, -(2 ** 31), 2 ** 31 - 1));

@@ -39,14 +39,16 @@ function fromLibraryError(err: unknown): ApiError {
   return new ApiError(500, 'internal_error', 'internal error');
 }
 
+/** The JSON every error answers with: a stable code, a message, the field, and OpenAI's `type` and `param` so its clients read it too. */
+export function errorBody(e: ApiError) {
+  const type = e.status >= 500 ? 'server_error' : 'invalid_request_error';
+  return { error: { code: e.code, message: e.message, type, param: e.field ?? null, ...(e.field ? { field: e.field } : {}) } };
+}
+
 /** Express error handler: ApiError as its JSON; body-parser errors mapped to codes; anything else 500. */
 export function errorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   if (res.headersSent) return next(err);
   const e = err instanceof ApiError ? err : fromLibraryError(err);
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-  // `type` and `param` as OpenAI's API has them, so its clients read our errors too.
-  const type = e.status >= 500 ? 'server_error' : 'invalid_request_error';
-  res
-    .status(e.status)
-    .json({ error: { code: e.code, message: e.message, type, param: e.field ?? null, ...(e.field ? { field: e.field } : {}) } });
+  res.status(e.status).json(errorBody(e));
 }

@@ -62,7 +62,13 @@ export function checkIdentity(
 ): void {
   if (dim !== served.embeddingDim)
     throw new UserError(`${location} holds ${dim}-d vectors, ${served.file} gives ${served.embeddingDim}-d embeddings`);
-  if (indexed.sha256 && served.sha256 && indexed.sha256 !== served.sha256 && requantized(indexed, served)) {
+  // Indexes from before the fingerprint was kept are checked by dimension and preprocessing only.
+  if (indexed.sha256 && served.sha256 && indexed.sha256 !== served.sha256) {
+    if (!requantized(indexed, served))
+      throw new UserError(
+        `${location} was built with another model (${indexed.file}, sha256 ${indexed.sha256.slice(0, 12)}…) than ${served.file} ` +
+          `(sha256 ${served.sha256.slice(0, 12)}…): its vectors are not comparable; index again with this model`,
+      );
     const which =
       served.metadata?.quantized_from === indexed.sha256 ? 'the int8 quantization of the model' : 'the float model of the int8 model';
     if (!o.allowRequantized)
@@ -72,12 +78,6 @@ export function checkIdentity(
       );
     o.log?.(`${location}: serving vectors of ${indexed.file} with ${which} (--allow-requantized): scores may differ slightly`);
   }
-  // Indexes from before the fingerprint was kept are checked by dimension and preprocessing only.
-  else if (indexed.sha256 && served.sha256 && indexed.sha256 !== served.sha256)
-    throw new UserError(
-      `${location} was built with another model (${indexed.file}, sha256 ${indexed.sha256.slice(0, 12)}…) than ${served.file} ` +
-        `(sha256 ${served.sha256.slice(0, 12)}…): its vectors are not comparable; index again with this model`,
-    );
   if (indexed.preprocessing && served.preprocessing && preprocessingKey(indexed.preprocessing) !== preprocessingKey(served.preprocessing))
     throw new UserError(
       `${location} was built with preprocessing ${preprocessingKey(indexed.preprocessing)}, the server would use ${preprocessingKey(served.preprocessing)}; ` +

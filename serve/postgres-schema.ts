@@ -52,10 +52,12 @@ export function tablesOf(table: string) {
   };
 }
 
-/** Every relation an index creates (tables, their keys and indexes, its sequence), unquoted. */
+/** Every relation an index creates (tablesOf's, the tables' primary keys, the assignment index), unquoted. */
 function relationsOf(table: string): string[] {
-  const tables = [table, `${table}_clusters`, `${table}_assign`, `${table}_meta`, `${table}_shards`];
-  return [...tables, ...tables.map((t) => `${t}_pkey`), `${table}_seq_seq`, `${table}_hnsw`, `${table}_assign_cluster`];
+  const t = tablesOf(table);
+  const unquoted = (name: string) => name.slice(1, -1);
+  const tables = [t.items, t.clusters, t.assign, t.meta, t.shards].map(unquoted);
+  return [...tables, ...tables.map((n) => `${n}_pkey`), unquoted(t.seq), unquoted(t.hnsw), `${table}_assign_cluster`];
 }
 
 export interface Identity {

@@ -327,7 +327,8 @@ export class PostgresStore implements IndexStore {
         const sql = `SELECT id, metadata, 1 - (embedding <=> $1) AS score FROM ${this.t.items} ORDER BY embedding <=> $1 LIMIT $2`;
         let r = await c.query(sql, [q, k]);
         if (approximate && r.rows.length < k) {
-          // Even the iterative scan stopped short (its tuple budget spent on dead rows): exact, when the table has more.
+          // Fewer than k: the iterative scan spent its tuple budget on dead rows, or the table has fewer
+          // than k rows (only when k is above --ann-threshold). The exact search settles which.
           await c.query('SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = off');
           r = await c.query(sql, [q, k]);
         }

@@ -15,7 +15,7 @@ import { openIndexStore } from './open-store.js';
 import { checkIdentity, modelIdentity } from './identity.js';
 import { createMetrics } from './metrics.js';
 import { apiKeyAuth } from './auth.js';
-import { errorHandler, ApiError } from './errors.js';
+import { errorBody, errorHandler, ApiError } from './errors.js';
 import { embeddingsRoute } from './routes/embeddings.js';
 import { searchRoutes } from './routes/search.js';
 import { indexItemRoutes } from './routes/index-items.js';
@@ -213,9 +213,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
   server.on('checkContinue', (req, res) => {
     if (Number(req.headers['content-length'] ?? 0) > ctx.maxBodyBytes) {
-      res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
       const message = `request body of ${req.headers['content-length']} bytes exceeds the ${ctx.maxBodyBytes}-byte limit (--max-body-bytes)`;
-      res.end(JSON.stringify({ error: { code: 'body_too_large', message, type: 'invalid_request_error', param: null } }));
+      res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
+      res.end(JSON.stringify(errorBody(new ApiError(413, 'body_too_large', message))));
       return;
     }
     res.writeContinue();

@@ -114,12 +114,11 @@ export function checkItem(item: IndexItem, field: string, limits: MetadataLimits
       `${field}.metadata has ${entries.length} keys; at most ${limits.maxKeys}`,
       `${field}.metadata`,
     );
-  let bytes = 2;
   for (const [k, v] of entries) {
     checkText(k, `${field}.metadata`);
     checkText(v, `${field}.metadata.${k}`);
-    bytes += Buffer.byteLength(JSON.stringify(k)) + Buffer.byteLength(JSON.stringify(v)) + 2;
   }
+  const bytes = Buffer.byteLength(JSON.stringify(Object.fromEntries(entries)));
   if (bytes > limits.maxBytes)
     throw new ApiError(
       413,

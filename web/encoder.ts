@@ -9,7 +9,7 @@ import type { GalleryManifest } from './types.js';
 import { normalizeRows } from './types.js';
 import { decodeImage, toInput, toPixels } from './preprocess.js';
 import { backgroundOf } from './types.js';
-import { pooledRows } from './output.js';
+import { embedInBatches } from './output.js';
 
 /** How to run a model: the `model` part of a gallery manifest. */
 export type ModelInfo = Pick<GalleryManifest['model'], 'input' | 'output' | 'fixedBatch' | 'outputKind' | 'pooling' | 'preprocessing'>;
@@ -42,24 +42,13 @@ export class WebEncoder {
   }
 
   /** n preprocessed images (n × C × H × W) to n rows of the model's embedding, not normalised. */
-  async embedInput(input: Float32Array, n: number): Promise<Float32Array> {
+  embedInput(input: Float32Array, n: number): Promise<Float32Array> {
     const p = this.info.preprocessing;
-    const per = p.channels * p.height * p.width;
-    const b = this.info.fixedBatch ?? n;
-    const rows: Float32Array[] = [];
-    for (let s = 0; s < n; s += b) {
-      const m = Math.min(b, n - s);
-      const x = new Float32Array(b * per);
-      x.set(input.subarray(s * per, (s + m) * per));
-      const out = await this.session.run({ [this.info.input]: new ort.Tensor('float32', x, [b, p.channels, p.height, p.width]) });
+    return embedInBatches(input, n, this.info, async (x, batch) => {
+      const out = await this.session.run({ [this.info.input]: new ort.Tensor('float32', x, [batch, p.channels, p.height, p.width]) });
       const y = out[this.info.output];
-      rows.push(pooledRows(y.data as Float32Array, y.dims, m, this.info));
-      y.dispose();
-    }
-    const dim = rows[0].length / Math.min(b, n);
-    const all = new Float32Array(n * dim);
-    rows.reduce((at, r) => (all.set(r, at), at + r.length), 0);
-    return all;
+      return { data: y.data as Float32Array, dims: y.dims, dispose: () => y.dispose() };
+    });
   }
 
   /**

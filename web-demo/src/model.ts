@@ -7,7 +7,7 @@
 import type * as Ort from 'onnxruntime-web/webgpu';
 import type { GalleryManifest, Progress } from './types';
 import { fetchAll } from '../../web/fetch.js';
-import { pooledRows } from '../../web/output.js';
+import { embedInBatches } from '../../web/output.js';
 import wasmRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import webgpuRuntimeUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 
@@ -93,31 +93,21 @@ export class BrowserEncoder {
   }
 
   /** Embeds n preprocessed images (n × C × H × W); returns n rows of the model's own size, not normalised. */
-  async embed(input: Float32Array, n: number): Promise<Float32Array> {
+  embed(input: Float32Array, n: number): Promise<Float32Array> {
     const p = this.m.preprocessing;
-    const per = p.channels * p.height * p.width;
-    const b = this.m.fixedBatch ?? n;
-    let out = new Float32Array(0);
-    for (let s = 0; s < n; s += b) {
-      const m = Math.min(b, n - s);
-      const x = new Float32Array(b * per);
-      x.set(input.subarray(s * per, (s + m) * per));
-      const feeds = { [this.m.input]: new this.ort.Tensor('float32', x, [b, p.channels, p.height, p.width]) };
-      const result = await this.session.run(feeds);
-      const y = result[this.m.output];
+    return embedInBatches(input, n, this.m, async (x, batch, count) => {
+      const result = await this.session.run({ [this.m.input]: new this.ort.Tensor('float32', x, [batch, p.channels, p.height, p.width]) });
       const att = result.attention;
       if (att) {
+        // The last real image's CLS attention (the page embeds one query at a time).
         const [, heads, patches] = att.dims;
         const per = heads * patches;
-        this.lastAttention = { heads, patches, data: (att.data as Float32Array).slice((m - 1) * per, m * per) };
+        this.lastAttention = { heads, patches, data: (att.data as Float32Array).slice((count - 1) * per, count * per) };
         att.dispose();
       }
-      const rows = pooledRows(y.data as Float32Array, y.dims, m, this.m);
-      if (out.length === 0) out = new Float32Array((n * rows.length) / m);
-      out.set(rows, (s * rows.length) / m);
-      y.dispose();
-    }
-    return out;
+      const y = result[this.m.output];
+      return { data: y.data as Float32Array, dims: y.dims, dispose: () => y.dispose() };
+    });
   }
 
   async release(): Promise<void> {
