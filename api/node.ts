@@ -12,8 +12,8 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import type { z } from 'zod';
-import { train as runTraining, type TrainResult } from '../train/trainer.js';
-import { TrainConfigSchema } from '../train/config.js';
+import { resume, train as runTraining, type TrainResult } from '../train/trainer.js';
+import { parseTrainConfig, TrainConfigSchema } from '../train/config.js';
 import {
   buildIndex as buildIndexFile,
   buildPostgresIndex,
@@ -44,7 +44,7 @@ export { quantizeFile as quantize, type Int8Options as QuantizeOptions, type Int
 export { UserError };
 export type { TrainResult, BuildIndexOptions, PostgresIndexSummary, IndexData, ServeOptions };
 
-/** A run's settings, as `sslkit train` takes them (`method`, `data` and `out` are required). */
+/** A run's settings, as `sslkit train` takes them (`out` is required; the rest default as the CLI's flags do). */
 export type TrainOptions = z.input<typeof TrainConfigSchema>;
 
 export interface TrainProgress {
@@ -72,16 +72,8 @@ export interface TrainControl {
  * (a UserError says what is wrong), the run folder gets config, metrics and checkpoints.
  */
 export async function train(options: TrainOptions, control: TrainControl = {}): Promise<TrainResult> {
-  const parsed = TrainConfigSchema.safeParse(options);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new UserError(`train: ${issue.path.join('.') || 'options'}: ${issue.message}`);
-  }
-  return runTraining(
-    parsed.data,
-    { log: control.log, onStep: control.onProgress, stopRequested: () => control.signal?.aborted === true },
-    control.resume,
-  );
+  const hooks = { log: control.log, onStep: control.onProgress, stopRequested: () => control.signal?.aborted === true };
+  return control.resume ? resume(control.resume, options, hooks) : runTraining(parseTrainConfig(options), hooks);
 }
 
 /**

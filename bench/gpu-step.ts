@@ -3,7 +3,7 @@
  * provider that loads here (CPU, WebGPU, CUDA), for the GPU machine. Prints one JSON line per
  * provider. Run by bench/gpu-check.sh beside PyTorch on the same GPU.
  */
-import { Program } from '../train/engine/program.js';
+import { Program, type Feeds } from '../train/engine/program.js';
 import { buildSimclrStep } from './simclr-step.js';
 import { buildEncoderGraph } from '../train/encoder.js';
 import { resolveProvider, type Device } from '../core/runtime/session.js';
@@ -11,7 +11,7 @@ import { resolveProvider, type Device } from '../core/runtime/session.js';
 const BATCH = Number(process.env.BATCH ?? 128);
 const STEPS = Number(process.env.STEPS ?? 10);
 
-async function median(prog: Program, feeds: Record<string, Float32Array | number>, runs: number) {
+async function median(prog: Program, feeds: Feeds, runs: number) {
   const times: number[] = [];
   let loss = NaN;
   for (let i = 0; i < runs + 3; i++) {

@@ -8,6 +8,7 @@ import { Ctx } from '../train/engine/nn.js';
 import { grad } from '../train/engine/autodiff.js';
 import type { ConvGradPlanner } from '../train/engine/conv-grad.js';
 import { buildUpdate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
+import { StateSpec } from '../train/engine/stateful.js';
 import { makeBackbone } from '../train/backbones/index.js';
 import { simclr } from '../train/methods/simclr.js';
 
@@ -38,12 +39,12 @@ export function buildSimclrStep(o: {
   );
   const upd = buildUpdate(g, trainable, grads, { ...DEFAULT_OPTIMIZER, name: 'adamw' });
   g.output(loss, 'loss');
-  for (const [n, t] of upd.params) g.output(t, `next.${n}`);
-  for (const [n, s] of upd.state) g.output(s.next, `next.${n}`);
-  const feeds: Record<string, Float32Array | number> = { lr: 1e-3, adam_bc1: 0.1, adam_bc2: 0.001 };
-  for (const [n, p] of g.params) feeds[n] = p.init.data as Float32Array;
-  for (const [n, s] of upd.state) feeds[n] = new Float32Array(s.input.size);
-  for (const v of views) feeds[v.name] = Float32Array.from({ length: v.size }, (_, i) => Math.sin(i * 0.37));
+  const spec = new StateSpec(g);
+  spec.update(upd, () => ({ lr: 1e-3, peakLr: 1e-3 }));
+  for (const [n, next] of ctx.bufferUpdates) spec.carry(n, next);
+  const inputs = Object.fromEntries(views.map((v) => [v.name, Float32Array.from({ length: v.size }, (_, i) => Math.sin(i * 0.37))]));
+  // The first step's inputs, rerun as they are by every bench (the state does not move on).
+  const feeds = spec.feeds(inputs, 0);
   const nParams = trainable.reduce((a, [, p]) => a + p.tensor.size, 0);
   return { g, feeds, nParams };
 }

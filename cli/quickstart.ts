@@ -13,7 +13,7 @@ import { loadDataset } from '../data/datasets.js';
 import { cacheDir } from '../core/fs.js';
 import { fetchFile } from '../data/fetch.js';
 import { SOURCES } from '../data/sources.js';
-import { train } from '../train/trainer.js';
+import { resume, train } from '../train/trainer.js';
 import { TrainConfigSchema } from '../train/config.js';
 import { CHECKPOINT_FILE, readRunConfig } from '../train/run.js';
 import { exportRun } from '../export/exporter.js';
@@ -112,7 +112,8 @@ export function quickstartCommand(): Command {
         }
         if (!done) {
           const progress = trainingProgress();
-          await train(cfg, { log: progress.log, onStep: progress.onStep }, fs.existsSync(ckpt) ? o.out : undefined);
+          const hooks = { log: progress.log, onStep: progress.onStep };
+          await (fs.existsSync(ckpt) ? resume(o.out, cfg, hooks) : train(cfg, hooks));
           progress.stop();
         }
         // Export (and check) the encoder next to the run, unless an export newer than the checkpoint is there.

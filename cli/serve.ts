@@ -1,11 +1,9 @@
 /** `sslkit serve`. */
 import { Command, Option } from 'commander';
-import { startServer } from '../serve/server.js';
+import { SERVE_DEFAULTS as D, startServer } from '../serve/server.js';
 import { ensureDemoBuilt } from '../web-demo/build.js';
 import { DEVICES, type Device } from '../core/runtime/session.js';
 import { intOption } from './options.js';
-import { DEFAULT_METADATA_LIMITS } from '../serve/store.js';
-import { DEFAULT_ANN_THRESHOLD } from '../serve/index-policy.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -16,58 +14,58 @@ export function serveCommand(): Command {
       'index from sslkit index: a file, or postgres://user:password@host:port/db?table=NAME shared by replicas (or set SSLKIT_INDEX_URL); enables search, clusters and index writes',
     )
     .option('--gallery <dir>', 'gallery from sslkit index --gallery: serves the in-browser demo at /')
-    .option('--port <n>', 'port', intOption('--port'), 8080)
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
-    .option('--max-batch <n>', 'images per model run', intOption('--max-batch', 1), 32)
+    .option('--port <n>', 'port', intOption('--port'), D.port)
+    .option('--host <host>', 'address to listen on', D.host)
+    .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default(D.device))
+    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), D.threads)
+    .option('--max-batch <n>', 'images per model run', intOption('--max-batch', 1), D.maxBatch)
     .option(
       '--max-delay-ms <n>',
       'let an idle model wait this long to fill a batch (0: start at once; busy periods batch anyway)',
       intOption('--max-delay-ms'),
-      0,
+      D.maxDelayMs,
     )
-    .option('--max-queue <n>', 'queued images before 429', intOption('--max-queue', 1), 1024)
-    .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), 30000)
+    .option('--max-queue <n>', 'queued images before 429', intOption('--max-queue', 1), D.maxQueue)
+    .option('--timeout-ms <n>', 'per-request timeout', intOption('--timeout-ms', 1), D.timeoutMs)
     .option(
       '--max-body-bytes <n>',
       'request body limit (all parts of a multipart body together)',
       intOption('--max-body-bytes', 1),
-      20_000_000,
+      D.maxBodyBytes,
     )
-    .option('--max-images <n>', 'images one request may carry (413 beyond)', intOption('--max-images', 1), 64)
+    .option('--max-images <n>', 'images one request may carry (413 beyond)', intOption('--max-images', 1), D.maxImages)
     .option(
       '--max-metadata-bytes <n>',
       'largest metadata of one index item, as JSON (413 beyond): every search near it returns it',
       intOption('--max-metadata-bytes', 2),
-      DEFAULT_METADATA_LIMITS.maxBytes,
+      D.maxMetadataBytes,
     )
     .option(
       '--max-metadata-keys <n>',
       'most metadata keys of one index item (400 beyond)',
       intOption('--max-metadata-keys', 0),
-      DEFAULT_METADATA_LIMITS.maxKeys,
+      D.maxMetadataKeys,
     )
     .option(
       '--drain-ms <n>',
       'on SIGTERM, longest wait for requests in flight before the index is saved',
       intOption('--drain-ms', 0),
-      10_000,
+      D.drainMs,
     )
-    .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), 40_000_000)
+    .option('--max-pixels <n>', 'largest image accepted (width × height)', intOption('--max-pixels', 1), D.maxPixels)
+    .option('--ann-threshold <n>', 'index size from which search is approximate (HNSW)', intOption('--ann-threshold', 1), D.annThreshold)
     .option(
-      '--ann-threshold <n>',
-      'index size from which search is approximate (HNSW)',
-      intOption('--ann-threshold', 1),
-      DEFAULT_ANN_THRESHOLD,
+      '--ef-search <n>',
+      "PostgreSQL index: pgvector's hnsw.ef_search when a request gives none",
+      intOption('--ef-search', 1),
+      D.efSearch,
     )
-    .option('--ef-search <n>', "PostgreSQL index: pgvector's hnsw.ef_search when a request gives none", intOption('--ef-search', 1), 40)
     .option('--api-key <key>', 'require this Bearer token (or set SSLKIT_API_KEY)')
-    .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default('all'))
+    .addOption(new Option('--api-key-scope <scope>', 'what the key protects').choices(['all', 'writes']).default(D.apiKeyScope))
     .option('--cors', 'allow cross-origin requests')
     .option('--allow-requantized', 'serve an index of the float model with its int8 quantization (or the reverse): vectors differ slightly')
     .option('--preprocessing <file.json>', 'preprocessing for a model whose metadata lacks it (as given to sslkit index)')
-    .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default('cls'))
+    .addOption(new Option('--pooling <p>', 'for [N, T, D] outputs').choices(['cls', 'mean']).default(D.pooling))
     .action(
       async (f: {
         model: string;

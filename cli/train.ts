@@ -1,85 +1,61 @@
 /** `sslkit train` and `sslkit methods`. */
 import { Command, Option } from 'commander';
-import { train } from '../train/trainer.js';
-import { RESUMABLE_KEYS, TrainConfigSchema, type TrainConfig } from '../train/config.js';
-import { readRunConfig } from '../train/run.js';
+import { resume, train } from '../train/trainer.js';
+import { DEFAULT_INIT_LR_SCALE, parseTrainConfig, TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
 import { METHODS, getMethod } from '../train/methods/index.js';
 import { BACKBONES } from '../train/backbones/index.js';
 import { AUGMENT_PRESETS } from '../train/augment/presets.js';
 import { DEVICES } from '../core/runtime/session.js';
-import { LR_SCHEDULES, type LrSchedule } from '../train/engine/optim.js';
-import { CONV_INITS, type ConvInit } from '../train/engine/nn.js';
+import { LR_SCHEDULES } from '../train/engine/optim.js';
+import { CONV_INITS } from '../train/engine/nn.js';
 import { UserError } from '../core/errors.js';
-import { DEFAULT_TEST_FRACTION } from '../data/datasets.js';
 import { floatOption, intOption, keyValue } from './options.js';
 import { trainingProgress } from './progress.js';
 
-interface TrainFlags {
-  method: string;
-  data: string;
-  dataDir?: string;
-  backbone: string;
-  width: number;
-  convInit?: ConvInit;
-  epochs?: number;
-  batchSize: number;
-  lr?: number;
-  optimizer?: 'sgd' | 'adamw' | 'lars';
-  weightDecay?: number;
-  warmupEpochs: number;
-  lrSchedule: LrSchedule;
-  clipGradNorm: number;
-  augment?: string;
-  cropMinScale: number;
-  set: Record<string, number>;
-  limit?: number;
-  testFraction: number;
-  seed: number;
-  device: string;
-  threads: number;
-  workers: number;
-  knnMemory: number;
-  knnQueries: number;
-  checkpointEvery: number;
-  maxSteps?: number;
-  tune: boolean;
-  out?: string;
+/** The flags as commander gives them: only what was typed (the defaults are config.ts's TRAIN_DEFAULTS). */
+interface TrainFlags extends Partial<Omit<TrainConfig, 'hp' | 'tuneConv'>> {
+  set?: Record<string, number>;
+  tune?: boolean;
   resume?: string;
-  teacher?: string;
-  init?: string;
-  preprocessing?: string;
-  initLrScale?: number;
-  freeze?: string;
-  insertBatchnorm?: boolean;
-  imageSize?: number;
 }
+
+const D = TRAIN_DEFAULTS;
+const dflt = (v: unknown) => ` (default ${String(v)})`;
 
 export function trainCommand(): Command {
   return new Command('train')
     .description('train an encoder with a self-supervised method (see `sslkit methods`)')
-    .option('--method <name>', `one of: ${Object.keys(METHODS).join(', ')}`, 'simclr')
-    .option('--data <name>', 'fashion-mnist, mnist, cifar10 or folder:PATH', 'fashion-mnist')
+    .option('--method <name>', `one of: ${Object.keys(METHODS).join(', ')}${dflt(D.method)}`)
+    .option('--data <name>', `fashion-mnist, mnist, cifar10 or folder:PATH${dflt(D.data)}`)
     .option('--data-dir <dir>', 'look here first for dataset files')
-    .addOption(new Option('--backbone <name>', 'encoder network').choices(Object.keys(BACKBONES)).default('convnet'))
-    .option('--width <x>', 'backbone width multiplier', floatOption('--width', 0.01), 1)
+    .addOption(new Option('--backbone <name>', `encoder network${dflt(D.backbone)}`).choices(Object.keys(BACKBONES)))
+    .option('--width <x>', `backbone width multiplier${dflt(D.width)}`, floatOption('--width', 0.01))
     .addOption(
       new Option(
         '--conv-init <kind>',
         "convolution initialiser (default: the backbone's: convnet pytorch, resnet kaiming-fan-out)",
       ).choices(CONV_INITS),
     )
-    .option('--epochs <n>', "epochs (default 10; with --resume, the run's own unless given: more extends it)", intOption('--epochs', 1))
-    .option('--batch-size <n>', 'images per step (each gives the method its views)', intOption('--batch-size', 2), 256)
+    .option(
+      '--epochs <n>',
+      `epochs (default ${D.epochs}; with --resume, the run's own unless given: more extends it)`,
+      intOption('--epochs', 1),
+    )
+    .option('--batch-size <n>', `images per step (each gives the method its views)${dflt(D.batchSize)}`, intOption('--batch-size', 2))
     .option('--lr <x>', "peak learning rate (default: the method's lr per 256 images × batch/256)", floatOption('--lr'))
     .addOption(new Option('--optimizer <name>', "default: the method's").choices(['sgd', 'adamw', 'lars']))
     .option('--weight-decay <x>', "default: the method's", floatOption('--weight-decay'))
-    .option('--warmup-epochs <x>', 'linear warm-up before the cosine decay', floatOption('--warmup-epochs'), 1)
+    .option('--warmup-epochs <x>', `linear warm-up before the cosine decay${dflt(D.warmupEpochs)}`, floatOption('--warmup-epochs'))
     .addOption(
-      new Option('--lr-schedule <kind>', 'after the warm-up: cosine decay to 0, or constant').choices(LR_SCHEDULES).default('cosine'),
+      new Option('--lr-schedule <kind>', `after the warm-up: cosine decay to 0, or constant${dflt(D.lrSchedule)}`).choices(LR_SCHEDULES),
     )
-    .option('--clip-grad-norm <x>', 'clip the global gradient norm (0 = off)', floatOption('--clip-grad-norm'), 0)
+    .option('--clip-grad-norm <x>', `clip the global gradient norm (0 = off)${dflt(D.clipGradNorm)}`, floatOption('--clip-grad-norm'))
     .addOption(new Option('--augment <preset>', "augmentation preset (default: the method's)").choices(AUGMENT_PRESETS))
-    .option('--crop-min-scale <x>', 'smallest random-resized-crop area fraction', floatOption('--crop-min-scale', 0.01), 0.2)
+    .option(
+      '--crop-min-scale <x>',
+      `smallest random-resized-crop area fraction${dflt(D.cropMinScale)}`,
+      floatOption('--crop-min-scale', 0.01),
+    )
     .option(
       '--init <model.onnx>',
       'start from this ONNX image encoder (torch.onnx, sslkit export, …): its graph and weights become the backbone',
@@ -87,7 +63,7 @@ export function trainCommand(): Command {
     .option('--preprocessing <file.json>', "--init model's preprocessing where its metadata has none (default: ImageNet's mean and std)")
     .option(
       '--init-lr-scale <x>',
-      "the imported encoder's learning rate as a share of the heads' (default 0.1)",
+      `the imported encoder's learning rate as a share of the heads'${dflt(DEFAULT_INIT_LR_SCALE)}`,
       floatOption('--init-lr-scale', 0),
     )
     .option(
@@ -102,82 +78,42 @@ export function trainCommand(): Command {
       intOption('--image-size', 8),
     )
     .option('--teacher <model.onnx>', 'frozen ONNX encoder for distill and bownet (one exported here, or a foreign one)')
-    .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue, {})
+    .option('--set <key=value>', 'method hyper-parameter, repeatable (see `sslkit methods`)', keyValue)
     .option('--limit <n>', 'train on n images only: a fixed random sample, stratified by class', intOption('--limit', 1))
     .option(
       '--test-fraction <x>',
-      'a labelled folder without train/ and test/: the share of each class held out for the kNN check, never trained on (0: none, leave-one-out)',
+      `a labelled folder without train/ and test/: the share of each class held out for the kNN check, never trained on (0: none, leave-one-out)${dflt(D.testFraction)}`,
       floatOption('--test-fraction', 0),
-      DEFAULT_TEST_FRACTION,
     )
-    .option('--seed <n>', 'random seed', intOption('--seed'), 0)
-    .addOption(new Option('--device <device>', 'execution provider; falls back to CPU with a log line').choices(DEVICES).default('auto'))
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', intOption('--threads'), 0)
-    .option('--workers <n>', 'augmentation worker threads', intOption('--workers'), 1)
-    .option('--knn-memory <n>', 'train images used as kNN memory in the per-epoch check (0 = off)', intOption('--knn-memory'), 5000)
-    .option('--knn-queries <n>', 'test images queried in the per-epoch kNN check', intOption('--knn-queries'), 2000)
-    .option('--checkpoint-every <n>', 'steps between checkpoints', intOption('--checkpoint-every', 1), 200)
+    .option('--seed <n>', `random seed${dflt(D.seed)}`, intOption('--seed'))
+    .addOption(new Option('--device <device>', `execution provider; falls back to CPU with a log line${dflt(D.device)}`).choices(DEVICES))
+    .option('--threads <n>', `onnxruntime intra-op threads (0 = one per core)${dflt(D.threads)}`, intOption('--threads'))
+    .option('--workers <n>', `augmentation worker threads${dflt(D.workers)}`, intOption('--workers'))
+    .option(
+      '--knn-memory <n>',
+      `train images used as kNN memory in the per-epoch check (0 = off)${dflt(D.knnMemory)}`,
+      intOption('--knn-memory'),
+    )
+    .option('--knn-queries <n>', `test images queried in the per-epoch kNN check${dflt(D.knnQueries)}`, intOption('--knn-queries'))
+    .option('--checkpoint-every <n>', `steps between checkpoints${dflt(D.checkpointEvery)}`, intOption('--checkpoint-every', 1))
     .option('--max-steps <n>', 'stop (with a checkpoint) after n steps of this invocation', intOption('--max-steps', 1))
     .option('--no-tune', 'skip measuring conv weight-gradient formulations')
     .option('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoint.ckpt)')
     .option('--resume <dir>', 'continue the run in this folder from its checkpoint')
     .action(async (f: TrainFlags, cmd: Command) => {
-      const out = f.resume ?? f.out;
-      if (!out) throw new UserError('--out <dir> is required (or --resume <dir> to continue a run)');
-      const base = f.resume ? readRunConfig(f.resume) : undefined;
-      if (base) {
-        // A run keeps the settings it was trained with; say so rather than ignore a flag.
-        const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-        const resumable = new Set<string>([...RESUMABLE_KEYS, 'tune', 'resume', 'out']);
-        const fixed = Object.keys(f).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !resumable.has(k));
-        if (fixed.length)
-          throw new UserError(
-            `${fixed.map(flagOf).join(', ')} cannot change on --resume: the run keeps the settings in ${f.resume}/config.json; ` +
-              `only ${[...RESUMABLE_KEYS].map(flagOf).join(', ')} and --no-tune can. Start a new run with --out to change the others`,
-          );
-      }
-      if (f.init && cmd.getOptionValueSource('backbone') === 'cli')
+      const { set, tune, resume: resumeDir, ...rest } = f;
+      // What was typed, in the config's names; the config (train/config.ts) resolves everything else, once.
+      const given: Record<string, unknown> = {
+        ...rest,
+        hp: set,
+        tuneConv: cmd.getOptionValueSource('tune') === 'cli' ? tune : undefined,
+      };
+      for (const k of Object.keys(given)) if (given[k] === undefined) delete given[k];
+      if (!resumeDir && !f.out) throw new UserError('--out <dir> is required (or --resume <dir> to continue a run)');
+      if (f.init && f.backbone !== undefined)
         throw new UserError('--backbone and --init exclude each other: the --init model is the backbone');
-      const input: TrainConfig = TrainConfigSchema.parse({
-        ...(base ?? {}),
-        method: base?.method ?? f.method,
-        data: base?.data ?? f.data,
-        dataDir: f.dataDir ?? base?.dataDir,
-        backbone: base?.backbone ?? f.backbone,
-        width: base?.width ?? f.width,
-        convInit: base?.convInit ?? f.convInit,
-        epochs: f.epochs ?? base?.epochs ?? 10,
-        batchSize: base?.batchSize ?? f.batchSize,
-        lr: base?.lr ?? f.lr,
-        optimizer: base?.optimizer ?? f.optimizer,
-        weightDecay: base?.weightDecay ?? f.weightDecay,
-        warmupEpochs: base?.warmupEpochs ?? f.warmupEpochs,
-        lrSchedule: base?.lrSchedule ?? f.lrSchedule,
-        clipGradNorm: base?.clipGradNorm ?? f.clipGradNorm,
-        augment: base?.augment ?? f.augment,
-        cropMinScale: base?.cropMinScale ?? f.cropMinScale,
-        hp: base?.hp ?? f.set,
-        limit: base?.limit ?? f.limit,
-        testFraction: base?.testFraction ?? f.testFraction,
-        seed: base?.seed ?? f.seed,
-        device: f.device,
-        threads: f.threads,
-        workers: f.workers,
-        knnMemory: cmd.getOptionValueSource('knnMemory') === 'cli' ? f.knnMemory : (base?.knnMemory ?? f.knnMemory),
-        knnQueries: cmd.getOptionValueSource('knnQueries') === 'cli' ? f.knnQueries : (base?.knnQueries ?? f.knnQueries),
-        checkpointEvery: f.checkpointEvery,
-        maxSteps: f.maxSteps,
-        tuneConv: f.tune,
-        teacher: base?.teacher ?? f.teacher,
-        init: base?.init ?? f.init,
-        preprocessing: base?.preprocessing ?? f.preprocessing,
-        initLrScale: base?.initLrScale ?? f.initLrScale,
-        freeze: base?.freeze ?? f.freeze,
-        insertBatchnorm: base?.insertBatchnorm ?? f.insertBatchnorm,
-        imageSize: base?.imageSize ?? f.imageSize,
-        out,
-      });
-      getMethod(input.method);
+      const input = resumeDir ? undefined : parseTrainConfig(given);
+      if (input) getMethod(input.method);
       const progress = trainingProgress();
       let interrupted = false;
       const onSigint = () => {
@@ -187,13 +123,14 @@ export function trainCommand(): Command {
       };
       process.on('SIGINT', onSigint);
       try {
-        const r = await train(input, { log: progress.log, onStep: progress.onStep, stopRequested: () => interrupted }, f.resume);
+        const hooks = { log: progress.log, onStep: progress.onStep, stopRequested: () => interrupted };
+        const r = input ? await train(input, hooks) : await resume(resumeDir!, given, hooks);
         progress.stop();
         const knn =
           r.knnTop1 === null
             ? ''
             : `, kNN top-1 ${(100 * r.knnTop1).toFixed(2)}%` +
-              (r.initialKnnTop1 !== null ? ` (${input.init ? 'start' : 'random init'} ${(100 * r.initialKnnTop1).toFixed(2)}%)` : '');
+              (r.initialKnnTop1 !== null ? ` (${input?.init ? 'start' : 'random init'} ${(100 * r.initialKnnTop1).toFixed(2)}%)` : '');
         process.stdout.write(
           `${r.stopped === 'done' ? 'done' : r.stopped}: step ${r.position.step}, loss ${r.finalLoss.toFixed(4)}${knn}; run in ${r.runDir}\n`,
         );

@@ -1,12 +1,13 @@
 /**
  * The linear probe: multinomial logistic regression on frozen, standardised features, trained
- * with the engine itself (a one-layer graph, cross-entropy, AdamW, cosine schedule) on the train
- * split and scored on the test split.
+ * with the engine itself (a one-layer graph, cross-entropy, AdamW, cosine schedule, stepped as a
+ * stateful program) on the train split and scored on the test split.
  */
 import { Graph, tensorData } from '../train/engine/graph.js';
 import { grad } from '../train/engine/autodiff.js';
 import { buildUpdate, learningRate, DEFAULT_OPTIMIZER } from '../train/engine/optim.js';
-import { Program } from '../train/engine/program.js';
+import { StatefulProgram, StateSpec } from '../train/engine/stateful.js';
+import { softCrossEntropy } from '../train/losses/common.js';
 import * as o from '../train/engine/ops.js';
 import { Rng } from '../core/random.js';
 
@@ -52,7 +53,7 @@ export async function linearProbe(
   const w = g.param('probe.weight', tensorData('float32', [classes, d], new Float32Array(classes * d)));
   const b = g.param('probe.bias', tensorData('float32', [classes], new Float32Array(classes)), 'bias');
   const logits = o.gemm(x, w, { transB: true, c: b });
-  const loss = o.neg(o.reduceMean(o.reduceSum(o.mul(y, o.logSoftmax(logits, 1)), [1])));
+  const loss = softCrossEntropy(y, o.logSoftmax(logits, 1));
   const params = [...g.params];
   const upd = buildUpdate(
     g,
@@ -64,23 +65,16 @@ export async function linearProbe(
     { ...DEFAULT_OPTIMIZER, name: 'adamw', weightDecay: o2.weightDecay ?? 1e-4 },
   );
   g.output(loss, 'loss');
-  const state = new Map<string, Float32Array>();
-  for (const [name, next] of upd.params) {
-    g.output(next, `next.${name}`);
-    state.set(name, g.params.get(name)!.init.data as Float32Array);
-  }
-  for (const [name, s] of upd.state) {
-    g.output(s.next, `next.${name}`);
-    state.set(name, new Float32Array(s.input.size));
-  }
-  const prog = await Program.compile(g, { device: 'cpu' });
   const n = trainLabels.length;
   const steps = Math.floor(n / batch);
+  const schedule = { lr: o2.lr ?? 1e-2, warmupSteps: steps, totalSteps: steps * epochs, minLrRatio: 0 };
+  const spec = new StateSpec(g);
+  spec.update(upd, (step) => ({ lr: learningRate(step, schedule), peakLr: schedule.lr }));
+  const prog = await StatefulProgram.compile(spec, { device: 'cpu' });
   const rng = new Rng(o2.seed ?? 0);
   const order = Int32Array.from({ length: n }, (_, i) => i);
   const xb = new Float32Array(batch * d);
   const yb = new Float32Array(batch * classes);
-  const schedule = { lr: o2.lr ?? 1e-2, warmupSteps: steps, totalSteps: steps * epochs, minLrRatio: 0 };
   try {
     let step = 0;
     for (let e = 0; e < epochs; e++) {
@@ -92,24 +86,15 @@ export async function linearProbe(
           xb.set(xs.subarray(r * d, (r + 1) * d), i * d);
           yb[i * classes + trainLabels[r]] = 1;
         }
-        const feeds: Record<string, Float32Array | number> = {
-          x: xb,
-          y: yb,
-          lr: learningRate(step, schedule),
-          adam_bc1: 1 - Math.pow(DEFAULT_OPTIMIZER.beta1, step + 1),
-          adam_bc2: 1 - Math.pow(DEFAULT_OPTIMIZER.beta2, step + 1),
-        };
-        for (const [k, v] of state) feeds[k] = v;
-        const out = await prog.run(feeds);
-        for (const k of state.keys()) state.set(k, out[`next.${k}`] as Float32Array);
+        await prog.step({ [x.name]: xb, [y.name]: yb }, step);
       }
     }
   } finally {
     await prog.release();
   }
   // Score the test split with the learnt weights, in JS.
-  const W = state.get('probe.weight')!;
-  const bias = state.get('probe.bias')!;
+  const W = prog.state.get(w.name)!;
+  const bias = prog.state.get(b.name)!;
   let correct = 0;
   const m = testLabels.length;
   for (let i = 0; i < m; i++) {

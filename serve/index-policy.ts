@@ -8,6 +8,9 @@ import { ApiError } from './errors.js';
 /** Item count from which searches go through HNSW (approximate), unless --ann-threshold says otherwise. */
 export const DEFAULT_ANN_THRESHOLD = 20_000;
 
+/** pgvector's hnsw.ef_search when a search request gives none (pgvector's own default). */
+export const DEFAULT_EF_SEARCH = 40;
+
 /** The most clusters a rebuild may ask for: k-means costs items × k × dim per iteration. */
 export const MAX_CLUSTERS = 1024;
 

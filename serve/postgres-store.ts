@@ -22,6 +22,7 @@ import { migrate, parsePostgresUrl, tablesOf, type Identity, type PostgresLocati
 import {
   clusterCount,
   DEFAULT_ANN_THRESHOLD,
+  DEFAULT_EF_SEARCH,
   emptyIndex,
   indexUnavailable,
   noClusters,
@@ -120,7 +121,7 @@ export class PostgresStore implements IndexStore {
   ) {
     this.t = tablesOf(loc.table);
     this.annThreshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
-    this.efSearch = o.efSearch ?? 40;
+    this.efSearch = o.efSearch ?? DEFAULT_EF_SEARCH;
     this.onQuery = o.onQuery ?? (() => {});
     this.log = o.log ?? (() => {});
     this.autoAnnIndex = o.autoAnnIndex ?? false;

@@ -12,6 +12,7 @@ import { resolveProvider, type Device } from '../core/runtime/session.js';
 import { Batcher } from './batcher.js';
 import { DEFAULT_METADATA_LIMITS, type IndexStore } from './store.js';
 import { openIndexStore } from './open-store.js';
+import { DEFAULT_ANN_THRESHOLD, DEFAULT_EF_SEARCH } from './index-policy.js';
 import { checkIdentity, modelIdentity } from './identity.js';
 import { createMetrics } from './metrics.js';
 import { apiKeyAuth } from './auth.js';
@@ -87,6 +88,31 @@ export interface ServeOptions {
   log?: (line: string) => void;
 }
 
+/** Every default of the service's options, declared once: startServer fills them in, `sslkit serve` shows them. */
+export const SERVE_DEFAULTS = {
+  port: 8080,
+  host: '127.0.0.1',
+  device: 'auto',
+  threads: 0,
+  maxBatch: 32,
+  maxDelayMs: 0,
+  maxQueue: 1024,
+  timeoutMs: 30_000,
+  maxBodyBytes: 20_000_000,
+  maxImages: 64,
+  maxPixels: 40_000_000,
+  maxMetadataBytes: DEFAULT_METADATA_LIMITS.maxBytes,
+  maxMetadataKeys: DEFAULT_METADATA_LIMITS.maxKeys,
+  drainMs: 10_000,
+  requestTimeoutMs: 60_000,
+  apiKeyScope: 'all',
+  pooling: 'cls',
+  annThreshold: DEFAULT_ANN_THRESHOLD,
+  efSearch: DEFAULT_EF_SEARCH,
+} as const satisfies Partial<ServeOptions>;
+
+type ResolvedServeOptions = ServeOptions & { -readonly [K in keyof typeof SERVE_DEFAULTS]: NonNullable<ServeOptions[K]> };
+
 export interface RunningServer {
   url: string;
   server: http.Server;
@@ -94,12 +120,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(o: ServeOptions): Promise<RunningServer> {
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...SERVE_DEFAULTS, ...given } as ResolvedServeOptions;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const provider = await resolveProvider(o.device ?? 'auto', log);
+  const provider = await resolveProvider(o.device, log);
   // Spinning intra-op threads would take the cores that decode the next requests' images.
   const encoder = await ModelThread.start(o.model, {
-    device: o.device ?? 'auto',
+    device: o.device,
     threads: o.threads,
     spinning: false,
     preprocessing: o.preprocessing,
@@ -110,13 +138,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   metrics.provider.set({ provider }, 1);
   const per = encoder.preprocessing.channels * encoder.preprocessing.height * encoder.preprocessing.width;
   const batcher = new Batcher({
-    maxBatch: o.maxBatch ?? 32,
-    maxDelayMs: o.maxDelayMs ?? 0,
-    maxQueue: o.maxQueue ?? 1024,
-    timeoutMs: o.timeoutMs ?? 30_000,
+    maxBatch: o.maxBatch,
+    maxDelayMs: o.maxDelayMs,
+    maxQueue: o.maxQueue,
+    timeoutMs: o.timeoutMs,
     perImage: per,
     dim: encoder.dim,
-    run: (images, n) => encoder.embed(images, n, o.maxBatch ?? 32),
+    run: (images, n) => encoder.embed(images, n, o.maxBatch),
     onBatch: (n) => metrics.batchSize.observe(n),
     onQueue: (d) => metrics.queueDepth.set(d),
   });
@@ -147,20 +175,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw e;
   }
   if (store) metrics.indexSize.set(await store.count());
-  const auth = apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope ?? 'all' });
+  const auth = apiKeyAuth({ key: o.apiKey, scope: o.apiKeyScope });
   const ctx: ServeContext = {
     encoder,
     provider,
     batcher,
     store,
     metrics,
-    maxPixels: o.maxPixels ?? 40_000_000,
-    maxImages: o.maxImages ?? 64,
-    maxBodyBytes: o.maxBodyBytes ?? 20_000_000,
-    metadataLimits: {
-      maxBytes: o.maxMetadataBytes ?? DEFAULT_METADATA_LIMITS.maxBytes,
-      maxKeys: o.maxMetadataKeys ?? DEFAULT_METADATA_LIMITS.maxKeys,
-    },
+    maxPixels: o.maxPixels,
+    maxImages: o.maxImages,
+    maxBodyBytes: o.maxBodyBytes,
+    metadataLimits: { maxBytes: o.maxMetadataBytes, maxKeys: o.maxMetadataKeys },
     guardWrites: auth.writes,
     modelName: path.basename(o.model, '.onnx'),
     centre: store?.model.centre ? Float32Array.from(store.model.centre) : null,
@@ -222,15 +247,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     app(req, res);
   });
   // A client gets this long to send a request: a half-sent body cannot hold a connection (or a shutdown) for ever.
-  server.requestTimeout = o.requestTimeoutMs ?? 60_000;
+  server.requestTimeout = o.requestTimeoutMs;
   server.headersTimeout = Math.min(server.requestTimeout, 30_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
+    server.listen(o.port, o.host, () => resolve());
   });
   state.ready = true;
   const addr = server.address() as { port: number };
-  const url = `http://${o.host ?? '127.0.0.1'}:${addr.port}`;
+  const url = `http://${o.host}:${addr.port}`;
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
@@ -241,7 +266,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       let deadline: NodeJS.Timeout | undefined;
-      await Promise.race([closed, new Promise<void>((r) => (deadline = setTimeout(r, o.drainMs ?? 10_000)))]);
+      await Promise.race([closed, new Promise<void>((r) => (deadline = setTimeout(r, o.drainMs)))]);
       clearTimeout(deadline);
       server.closeAllConnections();
       await batcher.idle();

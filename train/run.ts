@@ -9,6 +9,7 @@ import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { loadCheckpoint, saveCheckpoint, type Position } from './checkpoint.js';
 import type { ResolvedConfig } from './config.js';
+import { parametersOf } from './engine/stateful.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 
@@ -67,7 +68,7 @@ export function runParameters(runDir: string): Map<string, Float32Array> {
 export function runCheckpoint(runDir: string): { parameters: Map<string, Float32Array>; position: Position } {
   const ck = loadCheckpoint(path.join(runDir, CHECKPOINT_FILE));
   return {
-    parameters: new Map([...ck.tensors].filter(([n]) => !n.startsWith('opt.')).map(([n, t]) => [n, t.data])),
+    parameters: new Map([...parametersOf(ck.tensors)].map(([n, t]) => [n, t.data])),
     position: ck.position,
   };
 }

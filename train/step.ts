@@ -1,17 +1,18 @@
 /**
  * The training step as one ONNX graph: the method's forward pass and loss, reverse-mode
- * gradients, the optimiser update (and the EMA teacher's), with every state tensor (parameters,
- * buffers, optimiser slots) an input whose next value is an output. Built once for the batch
- * shape; `feeds(step)` gives the scalars the graph reads at a step, so the loop never names them.
+ * gradients, the optimiser update (and the EMA teacher's), compiled into a stateful program
+ * (engine/stateful.ts) that owns parameters, buffers and optimiser slots. Built once for the batch
+ * shape; the loop hands it views and never names a state tensor.
  */
 import { resolveProvider } from '../core/runtime/session.js';
 import { OnnxEncoder } from '../core/runtime/onnx-encoder.js';
-import { Graph, type Param, type Tensor } from './engine/graph.js';
+import { Graph, type Param } from './engine/graph.js';
 import { Ctx } from './engine/nn.js';
 import { grad } from './engine/autodiff.js';
 import { buildUpdate, learningRate, teacherMomentum } from './engine/optim.js';
 import { emaUpdate } from './engine/teacher.js';
-import { Program } from './engine/program.js';
+import { StatefulProgram, StateSpec } from './engine/stateful.js';
+import type { Feeds } from './engine/program.js';
 import { tuneConvGrads } from './engine/conv-grad-tuner.js';
 import { ConvGradPlanner } from './engine/conv-grad.js';
 import * as o from './engine/ops.js';
@@ -19,17 +20,16 @@ import { makeBackbone } from './backbones/index.js';
 import { getMethod } from './methods/index.js';
 import type { ResolvedConfig } from './config.js';
 
-export interface StepGraph {
-  prog: Program;
-  /** Every state tensor the step reads and writes back (output `next.<name>`): parameters, buffers, optimiser slots. */
-  stateShapes: Map<string, number[]>;
-  /** Their values at step 0. */
-  initial: Map<string, Float32Array>;
-  /** The scalar inputs at `step` (0-based): learning rates, Adam's bias corrections, the teacher's momentum. */
-  feeds(step: number): Record<string, number>;
+export interface TrainStep {
+  /** The compiled step with its state: parameters, buffers, optimiser slots, the EMA teacher. */
+  program: StatefulProgram;
+  /** The step's inputs for one batch's views. */
+  inputs(views: Float32Array[]): Feeds;
+  /** The learning rate (and an EMA teacher's momentum) at `step` (0-based), for the metrics. */
+  schedule(step: number): { lr: number; teacherMomentum?: number };
 }
 
-export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<StepGraph> {
+export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): Promise<TrainStep> {
   const r = cfg.resolved;
   const provider = await resolveProvider(cfg.device, log);
   const method = getMethod(cfg.method);
@@ -78,38 +78,40 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
     g.output(loss, 'loss');
     g.output(upd.gradNorm, 'grad_norm');
     g.output(o.stopGradient(monitor), 'monitor');
-    const stateShapes = new Map<string, number[]>();
-    const carry = (name: string, next: Tensor, dims: number[]) => {
-      g.output(next, `next.${name}`);
-      stateShapes.set(name, dims);
-    };
-    for (const [name, next] of upd.params) carry(name, next, g.params.get(name)!.tensor.dims);
-    for (const [name, next] of ctx.bufferUpdates) carry(name, next, g.params.get(name)!.tensor.dims);
-    for (const [name, s] of upd.state) carry(name, s.next, s.input.dims);
+    const spec = new StateSpec(g);
+    spec.update(upd, (step) => ({ lr: learningRate(step, schedule), peakLr: r.lr }));
+    for (const [name, next] of ctx.bufferUpdates) spec.carry(name, next);
     // Buffers the graph reads but never rewrites (DeepCluster's prototypes, set between epochs) are state too.
-    for (const [name, p] of g.params) if (p.role === 'buffer' && !stateShapes.has(name)) stateShapes.set(name, p.tensor.dims);
+    for (const [name, p] of g.params) if (p.role === 'buffer') spec.hold(name);
     // So are frozen parameters (--freeze): fed each step, never moved.
-    for (const name of frozen) if (g.params.has(name)) stateShapes.set(name, g.params.get(name)!.tensor.dims);
-    let teacherFeeds = (_step: number): Record<string, number> => ({});
+    for (const name of frozen) if (g.params.has(name)) spec.hold(name);
+    let momentum: ((step: number) => number) | undefined;
     if ([...g.params.values()].some((p) => p.role === 'teacher')) {
       const base = method.teacherMomentum?.(r.hp);
       if (base === undefined) throw new TypeError(`method '${method.name}' builds an EMA teacher but gives no teacherMomentum`);
       const ema = emaUpdate(g, upd.params);
-      for (const [name, next] of ema.next) carry(name, next, g.params.get(name)!.tensor.dims);
-      teacherFeeds = (step) => ema.feeds(teacherMomentum(step, r.totalSteps, base));
+      for (const [name, next] of ema.next) spec.carry(name, next);
+      momentum = (step) => teacherMomentum(step, r.totalSteps, base);
+      spec.feed((step) => ema.feeds(momentum!(step)));
     }
-    const initial = new Map<string, Float32Array>();
-    for (const [name, p] of g.params) initial.set(name, p.init.data as Float32Array);
-    for (const [name, s] of upd.state) initial.set(name, new Float32Array(s.input.size));
-    const feeds = (step: number) => ({ ...upd.feeds(step, learningRate(step, schedule), r.lr), ...teacherFeeds(step) });
-    return { g, trainable, stateShapes, initial, feeds };
+    return { g, trainable, spec, views, momentum };
   };
   let built = build();
   if (cfg.tuneConv && (await tuneConvGrads(convGrads, { threads: cfg.threads, log }))) built = build();
   const t0 = Date.now();
-  const prog = await Program.compile(built.g, { device: cfg.device, threads: cfg.threads, spinning: cfg.workers === 0 });
+  const program = await StatefulProgram.compile(built.spec, {
+    device: cfg.device,
+    threads: cfg.threads,
+    spinning: cfg.workers === 0,
+    finiteOutputs: ['loss'],
+  });
   log(
-    `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${prog.provider}`,
+    `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${program.provider}`,
   );
-  return { prog, stateShapes: built.stateShapes, initial: built.initial, feeds: built.feeds };
+  const { views, momentum } = built;
+  return {
+    program,
+    inputs: (batch) => Object.fromEntries(views.map((v, i) => [v.name, batch[i]])),
+    schedule: (step) => ({ lr: learningRate(step, schedule), ...(momentum ? { teacherMomentum: momentum(step) } : {}) }),
+  };
 }

@@ -20,6 +20,7 @@ import type { Position } from './checkpoint.js';
 import { encoderSpec, resolveConfig, resumeConfig, type ResolvedConfig, type TrainConfig } from './config.js';
 import { hasCheckpoint, loadRunState, metricsWriter, readRunConfig, saveRunState, writeRunConfig } from './run.js';
 import { buildStep } from './step.js';
+import { parametersOf } from './engine/stateful.js';
 import { DEFAULT_IMAGE_SIZE, prepareInit } from './init.js';
 import { batchNormCalibrator, collapseWarning, knnCheck, knnSets, pixelKnn } from './monitor.js';
 
@@ -29,8 +30,15 @@ export interface TrainHooks {
   onStep?: (s: { step: number; totalSteps: number; epoch: number; loss: number; imgPerSec: number; lr: number }) => void;
   /** Set to true (e.g. on SIGINT) to stop after the current step with a checkpoint. */
   stopRequested?: () => boolean;
-  /** Every step's feeds (views, state, lr) and outputs, before the state moves on: bench/parity replays them in PyTorch. */
-  onStepRun?: (s: { step: number; feeds: Record<string, unknown>; out: Record<string, unknown> }) => void;
+  /** Every step's views, the state it started from, its schedule and loss: bench/parity replays them in PyTorch. */
+  onStepRun?: (s: {
+    step: number;
+    views: Float32Array[];
+    parameters: Map<string, Float32Array>;
+    lr: number;
+    teacherMomentum?: number;
+    loss: number;
+  }) => void;
 }
 
 export interface TrainResult {
@@ -47,38 +55,59 @@ export interface TrainResult {
 
 export class TrainingDiverged extends UserError {}
 
-export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFrom?: string): Promise<TrainResult> {
-  const log = hooks.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+/** Trains a new run in `input.out`. */
+export async function train(input: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const runDir = path.resolve(input.out);
-  const saved = resumeFrom ? readRunConfig(resumeFrom) : null;
-  const data = saved ?? input;
-  if (!saved && hasCheckpoint(runDir))
+  if (hasCheckpoint(runDir))
     throw new UserError(`${runDir} already holds a run; pass --resume ${input.out} to continue it, or choose another --out`);
+  return runTraining({ runDir, input }, hooks);
+}
+
+/** Continues the run in `runDir` from its checkpoint; `changes` may set what a resume may change (config.ts resumeConfig). */
+export async function resume(runDir: string, changes: Record<string, unknown> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const dir = path.resolve(runDir);
+  const saved = readRunConfig(dir);
+  return runTraining({ runDir: dir, resumed: resumeConfig(runDir, saved, changes), savedEpochs: saved.epochs }, hooks);
+}
+
+async function runTraining(
+  run:
+    | { runDir: string; input: TrainConfig; resumed?: undefined }
+    | { runDir: string; resumed: ResolvedConfig; savedEpochs: number; input?: undefined },
+  hooks: TrainHooks,
+): Promise<TrainResult> {
+  const log =
+    hooks.log ??
+    ((l: string) =>
+      process.stderr.write(`${l}
+`));
+  const { runDir, resumed } = run;
+  const data = resumed ?? run.input;
   // A run that starts from an ONNX encoder trains at its input size, channels and normalisation.
   const init = data.init
-    ? await prepareInit({ ...data, init: data.init, insertBatchNorm: data.insertBatchnorm, newRun: !saved }, runDir, log)
+    ? await prepareInit({ ...data, init: data.init, insertBatchNorm: data.insertBatchnorm, newRun: !resumed }, runDir, log)
     : undefined;
   let trainSet = await loadDataset(data.data, 'train', {
-    dataDir: input.dataDir ?? data.dataDir,
+    dataDir: data.dataDir,
     testFraction: data.testFraction,
     log,
     // A resumed run reads its images at the size it trains at; a new one at the encoder's, the flag's or a folder's default.
-    size: saved?.resolved.imageSize ?? init?.imageSize ?? data.imageSize,
-    channels: (saved?.resolved.channels ?? init?.channels) as 1 | 3 | undefined,
+    size: resumed?.resolved.imageSize ?? init?.imageSize ?? data.imageSize,
+    channels: (resumed?.resolved.channels ?? init?.channels) as 1 | 3 | undefined,
     maxSize: DEFAULT_IMAGE_SIZE,
   });
   // A seeded, class-stratified sample (seed 0 whatever the run's seed: eval's --train-limit N picks the same images).
   trainSet = sampleSet(trainSet, data.limit);
   if (trainSet.h !== trainSet.w) throw new UserError(`${data.data}: images are ${trainSet.h}×${trainSet.w}; square images are expected`);
   let cfg: ResolvedConfig;
-  if (saved) {
-    cfg = resumeConfig(saved, input);
-    if (cfg.epochs !== saved.epochs) {
+  if (resumed) {
+    cfg = resumed;
+    if (cfg.epochs !== run.savedEpochs) {
       writeRunConfig(runDir, cfg);
       log(`run extended to ${cfg.epochs} epochs`);
     }
   } else {
-    cfg = resolveConfig(input, trainSet, getMethod(input.method), init);
+    cfg = resolveConfig(run.input, trainSet, getMethod(run.input.method), init);
     fs.mkdirSync(runDir, { recursive: true });
     writeRunConfig(runDir, cfg);
   }
@@ -88,31 +117,30 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
   const method = getMethod(cfg.method);
 
   const step = await buildStep(cfg, log);
-  let state = new Map(step.initial);
+  const program = step.program;
   let pos: Position = { step: 0, epoch: 0, batch: 0 };
-  if (resumeFrom) {
-    const loaded = loadRunState(resumeFrom, step.stateShapes);
-    state = new Map([...state, ...loaded.state]);
+  if (resumed) {
+    const loaded = loadRunState(runDir, program.shapes);
+    program.set(loaded.state);
     pos = loaded.position;
     log(`resuming at step ${pos.step} (epoch ${pos.epoch + 1}, batch ${pos.batch})`);
   }
   const calibrator = batchNormCalibrator(cfg, trainSet);
   const recalibrate = calibrator.recalibrate;
-  if (!resumeFrom && init?.insertBatchNorm) {
+  if (!resumed && init?.insertBatchNorm) {
     // Inserted BatchNorms start as what the file computes on these images (init.ts).
-    state = await calibrator.calibrateInserted(state);
+    program.set(await calibrator.calibrateInserted(program.state));
     log('inserted BatchNorms calibrated on plain training images');
   }
-  const save = () => saveRunState(runDir, cfg.seed, pos, step.stateShapes, state);
+  const save = () => saveRunState(runDir, cfg.seed, pos, program.shapes, program.state);
   const writeMetric = metricsWriter(runDir);
-  const params = () => new Map([...state].filter(([n]) => !n.startsWith('opt.')));
   const sets = await knnSets(cfg, trainSet, log);
 
   let initialKnn: number | null = null;
   let pixelsKnn: number | null = null;
   if (sets && pos.step === 0) {
     // The baseline gets the same BN re-estimation as every later check, so the comparison is fair.
-    const k = await knnCheck(cfg, await recalibrate(params()), sets);
+    const k = await knnCheck(cfg, await recalibrate(program.parameters()), sets);
     initialKnn = k.top1;
     pixelsKnn = pixelKnn(cfg, sets);
     writeMetric({ type: 'epoch', epoch: 0, step: 0, knn_top1: k.top1, knn_top1_pixels: pixelsKnn, feature_std: k.collapse });
@@ -137,10 +165,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         log,
         epochs: cfg.epochs,
         runDir,
-        encoderOnnx: (st) => {
-          const values = new Map([...st].filter(([n]) => !n.startsWith('opt.')));
-          return encodeModel(buildEncoderGraph({ ...encoderSpec(cfg), featureMap: true }, values, 'N').g.toModel());
-        },
+        encoderOnnx: (st) => encodeModel(buildEncoderGraph({ ...encoderSpec(cfg), featureMap: true }, parametersOf(st), 'N').g.toModel()),
       })
     : null;
   const viewDims = r.augment.views.map((v) => [cfg.batchSize, r.channels, v.size, v.size]);
@@ -157,17 +182,15 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
       const epochCollapse: number[] = [];
       const tEpoch = Date.now();
       if (runtime?.onEpochStart && pos.batch === 0)
-        for (const [name, v] of await runtime.onEpochStart({ epoch: pos.epoch, state, rng: new Rng(stepSeed(cfg.seed, -1 - pos.epoch)) }))
-          state.set(name, v);
+        program.set(
+          await runtime.onEpochStart({ epoch: pos.epoch, state: program.state, rng: new Rng(stepSeed(cfg.seed, -1 - pos.epoch)) }),
+        );
       for await (const batch of loader.epoch(pos.epoch, pos.batch)) {
         const t0 = performance.now();
-        const scalars = step.feeds(pos.step);
-        const feeds: Record<string, Float32Array | BigInt64Array | number> = { ...scalars };
-        batch.views.forEach((v, i) => (feeds[`view${i}`] = v));
-        for (const name of step.stateShapes.keys()) feeds[name] = state.get(name)!;
+        const inputs = step.inputs(batch.views);
         if (runtime?.feeds)
           Object.assign(
-            feeds,
+            inputs,
             await runtime.feeds({
               step: pos.step,
               epoch: pos.epoch,
@@ -177,23 +200,21 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
               views: batch.views,
               viewDims,
               rng: new Rng(stepSeed(cfg.seed, pos.step)),
-              state,
+              state: program.state,
             }),
           );
-        const out = await step.prog.run(feeds);
-        hooks.onStepRun?.({ step: pos.step, feeds, out });
+        const scheduled = step.schedule(pos.step);
+        const before = hooks.onStepRun ? program.parameters() : null;
+        // A finite loss can still come with overflowed weights: the program commits only a wholly finite state.
+        const { out, nonFinite } = await program.step(inputs, pos.step);
         const loss = (out.loss as Float32Array)[0];
-        // A finite loss can still come with overflowed weights; commit only a wholly finite state.
-        const bad = !Number.isFinite(loss)
-          ? 'loss'
-          : [...step.stateShapes.keys()].find((n) => out[`next.${n}`] && !allFinite(out[`next.${n}`] as Float32Array));
-        if (bad) {
+        if (nonFinite) {
           save(); // the state from before this step: the last good one
           throw new TrainingDiverged(
-            `${bad === 'loss' ? `loss became ${loss}` : `parameter '${bad}' became non-finite (loss ${loss})`} at step ${pos.step + 1} (epoch ${pos.epoch + 1}); stopped and kept the last good checkpoint in ${runDir}. Try a lower --lr (now ${r.lr}) or --clip-grad-norm`,
+            `${nonFinite === 'loss' ? `loss became ${loss}` : `parameter '${nonFinite}' became non-finite (loss ${loss})`} at step ${pos.step + 1} (epoch ${pos.epoch + 1}); stopped and kept the last good checkpoint in ${runDir}. Try a lower --lr (now ${r.lr}) or --clip-grad-norm`,
           );
         }
-        for (const name of step.stateShapes.keys()) if (out[`next.${name}`]) state.set(name, out[`next.${name}`] as Float32Array);
+        if (before) hooks.onStepRun!({ step: pos.step, views: batch.views, parameters: before, ...scheduled, loss });
         const imgPerSec = cfg.batchSize / ((performance.now() - t0) / 1000);
         pos = { step: pos.step + 1, epoch: pos.epoch, batch: batch.index + 1 };
         runSteps++;
@@ -205,7 +226,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
           step: pos.step,
           epoch: pos.epoch + 1,
           loss,
-          lr: scalars.lr,
+          lr: scheduled.lr,
           grad_norm: (out.grad_norm as Float32Array)[0],
           img_s: +imgPerSec.toFixed(1),
         };
@@ -217,7 +238,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
           epochCollapse.push(metric.collapse_std as number);
         }
         writeMetric(metric);
-        hooks.onStep?.({ step: pos.step, totalSteps: r.totalSteps, epoch: pos.epoch + 1, loss, imgPerSec, lr: scalars.lr });
+        hooks.onStep?.({ step: pos.step, totalSteps: r.totalSteps, epoch: pos.epoch + 1, loss, imgPerSec, lr: scheduled.lr });
         if (pos.step % cfg.checkpointEvery === 0) save();
         if (hooks.stopRequested?.()) {
           stopped = 'interrupted';
@@ -229,7 +250,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         }
       }
       // End of epoch: precise BN statistics, kNN check, collapse monitor, checkpoint.
-      for (const [name, v] of await recalibrate(params())) state.set(name, v);
+      program.set(await recalibrate(program.parameters()));
       const m: Record<string, unknown> = {
         type: 'epoch',
         epoch: pos.epoch + 1,
@@ -243,7 +264,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
         if (warning) log(warning);
       }
       if (sets) {
-        const k = await knnCheck(cfg, params(), sets);
+        const k = await knnCheck(cfg, program.parameters(), sets);
         lastKnn = k.top1;
         m.knn_top1 = k.top1;
         // The same statistic on backbone features of test images (post-ReLU, so lower than 1/√d).
@@ -259,7 +280,7 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
     }
   } finally {
     await loader.close();
-    await step.prog.release();
+    await program.release();
     await runtime?.release?.();
   }
   if (stopped !== 'done') {
@@ -274,11 +295,6 @@ export async function train(input: TrainConfig, hooks: TrainHooks = {}, resumeFr
 /** A seed for one step's (or epoch's) host-side random draws, independent of how the run was split. */
 function stepSeed(seed: number, step: number): number {
   return (Math.imul(seed ^ 0x9e3779b9, 2654435761) + Math.imul(step + 1, 40503)) >>> 0;
-}
-
-function allFinite(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-  return true;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);

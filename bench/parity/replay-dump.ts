@@ -63,16 +63,17 @@ const views = fs.openSync(path.join(out, 'views.f32'), 'w');
 const log: { step: number; lr: number; loss: number; momentum?: number }[] = [];
 await train(cfg, {
   log: () => {},
-  onStepRun: ({ step, feeds, out: res }) => {
+  onStepRun: ({ step, views: batch, parameters, lr, teacherMomentum, loss }) => {
     if (step === 0) {
-      const names = Object.keys(feeds).filter((n) => !n.startsWith('view') && !n.startsWith('opt.') && feeds[n] instanceof Float32Array);
-      const manifest = names.map((n) => ({ name: n, size: (feeds[n] as Float32Array).length }));
+      const manifest = [...parameters].map(([name, v]) => ({ name, size: v.length }));
       fs.writeFileSync(path.join(out, 'init.json'), JSON.stringify(manifest));
-      fs.writeFileSync(path.join(out, 'init.f32'), Buffer.concat(names.map((n) => Buffer.from((feeds[n] as Float32Array).buffer))));
+      fs.writeFileSync(
+        path.join(out, 'init.f32'),
+        Buffer.concat([...parameters.values()].map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength))),
+      );
     }
-    for (const v of ['view0', 'view1']) fs.writeSync(views, feeds[v] as Float32Array);
-    const momentum = feeds.teacher_momentum as number | undefined;
-    log.push({ step, lr: feeds.lr as number, loss: (res.loss as Float32Array)[0], ...(momentum === undefined ? {} : { momentum }) });
+    for (const v of batch) fs.writeSync(views, v);
+    log.push({ step, lr, loss, ...(teacherMomentum === undefined ? {} : { momentum: teacherMomentum }) });
   },
 });
 fs.closeSync(views);

@@ -15,6 +15,7 @@ import { Ctx } from '../../train/engine/nn.js';
 import { grad } from '../../train/engine/autodiff.js';
 import { buildUpdate, DEFAULT_OPTIMIZER } from '../../train/engine/optim.js';
 import { Program } from '../../train/engine/program.js';
+import { StatefulProgram, StateSpec } from '../../train/engine/stateful.js';
 import * as o from '../../train/engine/ops.js';
 import { buildImported, readImported } from '../../train/backbones/onnx-import.js';
 import { readTensor } from '../../core/onnx/tensor.js';
@@ -156,18 +157,17 @@ describe('importing torch.onnx encoders into the training engine', () => {
         trainable.map(([, p]) => p.tensor),
       );
       const upd = buildUpdate(g, trainable, grads, { ...DEFAULT_OPTIMIZER, name: 'sgd', momentum: 0.9, weightDecay: 1e-4 });
-      for (const [name, next] of upd.params) g.output(next, `next.${name}`);
-      const prog = await Program.compile(g, { threads: 2 });
-      const feeds: Record<string, Float32Array | number> = { x: f32('x.bin'), ...upd.feeds(0, 0.1, 0.1) };
-      for (const [name, p] of g.params) feeds[name] = p.init.data as Float32Array;
-      for (const [name, s] of upd.state) feeds[name] = new Float32Array(s.input.size);
-      const res = await prog.run(feeds);
+      const spec = new StateSpec(g);
+      spec.update(upd, () => ({ lr: 0.1, peakLr: 0.1 }));
+      for (const [name] of g.params) spec.hold(name);
+      const prog = await StatefulProgram.compile(spec, { threads: 2 });
+      await prog.step({ x: f32('x.bin') }, 0);
       await prog.release();
       const moves = trainable.map(([name]) => {
         const before = g.params.get(name)!.init.data as Float32Array;
         // Compare the moves, not the values: a step is small against the weights.
         const moved = (a: Float32Array) => Float32Array.from(a, (v, i) => v - before[i]);
-        return [moved(res[`next.${name}`] as Float32Array), moved(f32(`${model}.sgd.${name}.bin`))];
+        return [moved(prog.state.get(name)!), moved(f32(`${model}.sgd.${name}.bin`))];
       });
       const norm = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0));
       // As for the gradients: moves that are zero in exact arithmetic are held to the largest move.

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { train } from '../../train/trainer.js';
+import { resume, train } from '../../train/trainer.js';
 import { TrainConfigSchema } from '../../train/config.js';
 import { exportRun } from '../../export/exporter.js';
 import { decodeModel, encodeModel } from '../../core/onnx/onnx-proto.js';
@@ -123,7 +123,7 @@ describe.runIf(hasFashion)('each method trains on real Fashion-MNIST images', ()
     const first = await train(cfg(out, 6), { log: () => {} }); // 4 steps an epoch: stops in round 2
     expect(fs.readdirSync(out)).toEqual(expect.arrayContaining(['bownet-teacher-round2.onnx', 'bownet-vocabulary-round2.f32']));
     const lines: string[] = [];
-    const rest = await train(cfg(out), { log: (l) => lines.push(l) }, out);
+    const rest = await resume(out, {}, { log: (l) => lines.push(l) });
     expect(lines.join('\n')).toMatch(/round 2: resuming with its teacher/);
     const joined = [...first.lossHistory, ...rest.lossHistory];
     expect(joined).toHaveLength(whole.lossHistory.length);

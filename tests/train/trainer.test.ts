@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train, TrainingDiverged } from '../../train/trainer.js';
+import { resume, train, TrainingDiverged } from '../../train/trainer.js';
 import { TrainConfigSchema } from '../../train/config.js';
 import { runParameters } from '../../train/run.js';
 import { loadCheckpoint } from '../../train/checkpoint.js';
@@ -78,7 +78,7 @@ describe.runIf(hasFashion)('trainer (SimCLR, convnet, Fashion-MNIST)', () => {
     const first = await train(TrainConfigSchema.parse({ ...cfg, out, maxSteps: 13 }), quiet);
     expect(first.stopped).toBe('max-steps');
     expect(loadCheckpoint(path.join(out, 'checkpoint.ckpt')).position).toEqual({ step: 13, epoch: 1, batch: 3 });
-    const rest = await train(TrainConfigSchema.parse({ ...cfg, out }), quiet, out);
+    const rest = await resume(out, {}, quiet);
     const joined = [...first.lossHistory, ...rest.lossHistory];
     expect(joined).toHaveLength(whole.lossHistory.length);
     joined.forEach((l, i) => expect(l).toBeCloseTo(whole.lossHistory[i], 5));

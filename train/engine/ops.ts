@@ -4,7 +4,7 @@
  * (comparisons, casts, indices) carry no gradient. Derived ops (gelu, l2normalize, ...) are
  * compositions and need no rule of their own.
  */
-import { defineOp, Tensor, tensorData, type Attrs, type Shape, type Graph, type Node } from './graph.js';
+import { defineOp, Tensor, tensorData, type Attrs, type GradEnv, type Shape, type Graph, type Node } from './graph.js';
 import type { DType } from '../../core/onnx/onnx-proto.js';
 import { broadcastShapes, convOut, convTransposeOut, normAxis, numel, sameShape } from './shape.js';
 import { resizeMatrix, type ResizeOptions } from './resize-matrix.js';
@@ -16,8 +16,54 @@ const graphOf = (...xs: unknown[]): Graph => {
   for (const x of xs) if (x instanceof Tensor) return x.graph;
   throw new TypeError('an op needs at least one tensor operand');
 };
+/** A node as the rules below see it: `inputs` are the op's required inputs, checked present; `optional` all of them, null where absent. */
+interface RuleNode {
+  inputs: T[];
+  optional: (T | null)[];
+  outputs: T[];
+  attrs: Attrs;
+}
+
+/**
+ * Registers an op whose first `required` inputs (default: all) must be present, so that its rules
+ * read them without null checks; `dy` is the first output's gradient (zeros where only another
+ * output has one) and `dys` every output's.
+ */
+function op(
+  name: string,
+  def: {
+    required?: number;
+    shape(ins: T[], attrs: Attrs): { shape: Shape; dtype: DType }[];
+    nonDiff?: number[];
+    vjp?(node: RuleNode, dy: T, dys: (T | null)[], env: GradEnv): (T | null)[];
+  },
+): void {
+  const present = (ins: (T | null)[]): T[] => {
+    const n = def.required ?? ins.length;
+    const out: T[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = ins[i];
+      if (!t) throw new TypeError(`${name}: input ${i} is required`);
+      out.push(t);
+    }
+    return out;
+  };
+  const { vjp } = def;
+  defineOp(name, {
+    shape: (ins, attrs) => def.shape(present(ins), attrs),
+    nonDiff: def.nonDiff,
+    vjp: vjp
+      ? (node: Node, dys, env) => {
+          const y = node.outputs[0];
+          const dy = dys[0] ?? zeros(y.graph, y.dims, y.dtype);
+          return vjp({ inputs: present(node.inputs), optional: node.inputs, outputs: node.outputs, attrs: node.attrs }, dy, dys, env);
+        }
+      : undefined,
+  });
+}
+
 const lift = (g: Graph, x: TN, dtype: DType = 'float32'): T => (typeof x === 'number' ? g.scalar(x, dtype) : x);
-const same = (ins: (T | null)[]) => [{ shape: ins[0]!.shape, dtype: ins[0]!.dtype }];
+const same = (ins: T[]) => [{ shape: ins[0].shape, dtype: ins[0].dtype }];
 const emit1 = (op: string, ins: (T | null)[], attrs?: Attrs): T => graphOf(...ins).emit(op, ins, attrs)[0];
 
 // ---------------------------------------------------------------- broadcasting arithmetic
@@ -32,12 +78,8 @@ export function unbroadcast(dy: T, shape: Shape): T {
   return sameShape(summed.shape, shape) ? summed : reshape(summed, shape as number[]);
 }
 
-const binaryShape = (op: string) => (ins: (T | null)[]) => [
-  { shape: broadcastShapes(op, ins[0]!.shape, ins[1]!.shape), dtype: ins[0]!.dtype },
-];
-const boolShape = (op: string) => (ins: (T | null)[]) => [
-  { shape: broadcastShapes(op, ins[0]!.shape, ins[1]!.shape), dtype: 'bool' as DType },
-];
+const binaryShape = (op: string) => (ins: T[]) => [{ shape: broadcastShapes(op, ins[0].shape, ins[1].shape), dtype: ins[0].dtype }];
+const boolShape = (op: string) => (ins: T[]) => [{ shape: broadcastShapes(op, ins[0].shape, ins[1].shape), dtype: 'bool' as DType }];
 
 function binary(op: string, a: TN, b: TN): T {
   const g = graphOf(a, b);
@@ -45,78 +87,79 @@ function binary(op: string, a: TN, b: TN): T {
   return g.emit(op, [lift(g, a, dt), lift(g, b, dt)])[0];
 }
 
-defineOp('Add', { shape: binaryShape('Add'), vjp: ({ inputs: [a, b] }, [dy]) => [unbroadcast(dy!, a!.shape), unbroadcast(dy!, b!.shape)] });
+op('Add', { shape: binaryShape('Add'), vjp: ({ inputs: [a, b] }, dy) => [unbroadcast(dy, a.shape), unbroadcast(dy, b.shape)] });
 export const add = (a: TN, b: TN) => binary('Add', a, b);
 
-defineOp('Sub', {
+op('Sub', {
   shape: binaryShape('Sub'),
-  vjp: ({ inputs: [a, b] }, [dy]) => [unbroadcast(dy!, a!.shape), unbroadcast(neg(dy!), b!.shape)],
+  vjp: ({ inputs: [a, b] }, dy) => [unbroadcast(dy, a.shape), unbroadcast(neg(dy), b.shape)],
 });
 export const sub = (a: TN, b: TN) => binary('Sub', a, b);
 
-defineOp('Mul', {
+op('Mul', {
   shape: binaryShape('Mul'),
-  vjp: ({ inputs: [a, b] }, [dy]) => [unbroadcast(mul(dy!, b!), a!.shape), unbroadcast(mul(dy!, a!), b!.shape)],
+  vjp: ({ inputs: [a, b] }, dy) => [unbroadcast(mul(dy, b), a.shape), unbroadcast(mul(dy, a), b.shape)],
 });
 export const mul = (a: TN, b: TN) => binary('Mul', a, b);
 
-defineOp('Div', {
+op('Div', {
   shape: binaryShape('Div'),
-  vjp: ({ inputs: [a, b], outputs: [y] }, [dy]) => [unbroadcast(div(dy!, b!), a!.shape), unbroadcast(neg(div(mul(dy!, y), b!)), b!.shape)],
+  vjp: ({ inputs: [a, b], outputs: [y] }, dy) => [unbroadcast(div(dy, b), a.shape), unbroadcast(neg(div(mul(dy, y), b)), b.shape)],
 });
 export const div = (a: TN, b: TN) => binary('Div', a, b);
 
-defineOp('Pow', {
-  shape: (ins) => [{ shape: broadcastShapes('Pow', ins[0]!.shape, ins[1]!.shape), dtype: ins[0]!.dtype }],
-  vjp: ({ inputs: [a, b], outputs: [y] }, [dy]) => [
-    unbroadcast(mul(dy!, mul(b!, pow(a!, sub(b!, 1)))), a!.shape),
-    unbroadcast(mul(dy!, mul(y, log(a!))), b!.shape),
+op('Pow', {
+  shape: (ins) => [{ shape: broadcastShapes('Pow', ins[0].shape, ins[1].shape), dtype: ins[0].dtype }],
+  vjp: ({ inputs: [a, b], outputs: [y] }, dy) => [
+    unbroadcast(mul(dy, mul(b, pow(a, sub(b, 1)))), a.shape),
+    unbroadcast(mul(dy, mul(y, log(a))), b.shape),
   ],
 });
 export const pow = (a: TN, b: TN) => binary('Pow', a, b);
 
 // ---------------------------------------------------------------- elementwise unary
 
-defineOp('Neg', { shape: same, vjp: (_, [dy]) => [neg(dy!)] });
+op('Neg', { shape: same, vjp: (_, dy) => [neg(dy)] });
 export const neg = (x: T) => emit1('Neg', [x]);
 
-defineOp('Abs', { shape: same, vjp: ({ inputs: [x] }, [dy]) => [mul(dy!, sign(x!))] });
+op('Abs', { shape: same, vjp: ({ inputs: [x] }, dy) => [mul(dy, sign(x))] });
 export const abs = (x: T) => emit1('Abs', [x]);
 
-defineOp('Sqrt', { shape: same, vjp: ({ outputs: [y] }, [dy]) => [div(mul(dy!, 0.5), y)] });
+op('Sqrt', { shape: same, vjp: ({ outputs: [y] }, dy) => [div(mul(dy, 0.5), y)] });
 export const sqrt = (x: T) => emit1('Sqrt', [x]);
 
-defineOp('Exp', { shape: same, vjp: ({ outputs: [y] }, [dy]) => [mul(dy!, y)] });
+op('Exp', { shape: same, vjp: ({ outputs: [y] }, dy) => [mul(dy, y)] });
 export const exp = (x: T) => emit1('Exp', [x]);
 
-defineOp('Log', { shape: same, vjp: ({ inputs: [x] }, [dy]) => [div(dy!, x!)] });
+op('Log', { shape: same, vjp: ({ inputs: [x] }, dy) => [div(dy, x)] });
 export const log = (x: T) => emit1('Log', [x]);
 
-defineOp('Relu', { shape: same, vjp: ({ outputs: [y] }, [dy]) => [where(greater(y, 0), dy!, 0)] });
+op('Relu', { shape: same, vjp: ({ outputs: [y] }, dy) => [where(greater(y, 0), dy, 0)] });
 export const relu = (x: T) => emit1('Relu', [x]);
 
-defineOp('Sigmoid', { shape: same, vjp: ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(1, y)))] });
+op('Sigmoid', { shape: same, vjp: ({ outputs: [y] }, dy) => [mul(dy, mul(y, sub(1, y)))] });
 export const sigmoid = (x: T) => emit1('Sigmoid', [x]);
 
-defineOp('Tanh', { shape: same, vjp: ({ outputs: [y] }, [dy]) => [mul(dy!, sub(1, mul(y, y)))] });
+op('Tanh', { shape: same, vjp: ({ outputs: [y] }, dy) => [mul(dy, sub(1, mul(y, y)))] });
 export const tanh = (x: T) => emit1('Tanh', [x]);
 
-defineOp('Softplus', { shape: same, vjp: ({ inputs: [x] }, [dy]) => [mul(dy!, sigmoid(x!))] });
+op('Softplus', { shape: same, vjp: ({ inputs: [x] }, dy) => [mul(dy, sigmoid(x))] });
 export const softplus = (x: T) => emit1('Softplus', [x]);
 
-defineOp('Erf', { shape: same, vjp: ({ inputs: [x] }, [dy]) => [mul(dy!, mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))] });
+op('Erf', { shape: same, vjp: ({ inputs: [x] }, dy) => [mul(dy, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI)))] });
 export const erf = (x: T) => emit1('Erf', [x]);
 
 /** GELU (exact, erf form), composed so that it exports at opset 17 (ONNX Gelu needs 20). */
 export const gelu = (x: T) => mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
 
-defineOp('Clip', {
+op('Clip', {
+  required: 1,
   shape: same,
   nonDiff: [1, 2],
-  vjp: ({ inputs: [x, lo, hi] }, [dy]) => {
-    let mask: T = dy!;
-    if (lo) mask = where(less(x!, lo), 0, mask);
-    if (hi) mask = where(greater(x!, hi), 0, mask);
+  vjp: ({ inputs: [x], optional: [, lo, hi] }, dy) => {
+    let mask: T = dy;
+    if (lo) mask = where(less(x, lo), 0, mask);
+    if (hi) mask = where(greater(x, hi), 0, mask);
     return [mask, null, null];
   },
 });
@@ -125,38 +168,38 @@ export function clip(x: T, min?: number, max?: number): T {
   return g.emit('Clip', [x, min === undefined ? null : g.scalar(min, x.dtype), max === undefined ? null : g.scalar(max, x.dtype)])[0];
 }
 
-defineOp('Identity', { shape: same, vjp: (_, [dy]) => [dy] });
+op('Identity', { shape: same, vjp: (_, dy) => [dy] });
 export const identity = (x: T) => emit1('Identity', [x]);
 
 /** Passes x forward unchanged and blocks its gradient (sg(x) in the method tables). */
 export function stopGradient(x: T): T {
   const y = x.graph.emit('Identity', [x])[0];
-  y.producer!.stopGradient = true;
+  if (y.producer) y.producer.stopGradient = true;
   return y;
 }
 
 // ---------------------------------------------------------------- no-gradient helpers
 
-defineOp('Sign', { shape: same });
+op('Sign', { shape: same });
 export const sign = (x: T) => emit1('Sign', [x]);
-defineOp('Greater', { shape: boolShape('Greater') });
+op('Greater', { shape: boolShape('Greater') });
 export const greater = (a: TN, b: TN) => binary('Greater', a, b);
-defineOp('Less', { shape: boolShape('Less') });
+op('Less', { shape: boolShape('Less') });
 export const less = (a: TN, b: TN) => binary('Less', a, b);
-defineOp('Equal', { shape: boolShape('Equal') });
+op('Equal', { shape: boolShape('Equal') });
 export const equal = (a: TN, b: TN) => binary('Equal', a, b);
-defineOp('Not', { shape: same });
+op('Not', { shape: same });
 export const not = (x: T) => emit1('Not', [x]);
-defineOp('Cast', {
-  shape: (ins, a) => [{ shape: ins[0]!.shape, dtype: a._dtype as DType }],
-  vjp: ({ inputs: [x] }, [dy]) => [x!.dtype.startsWith('float') ? cast(dy!, x!.dtype) : null],
+op('Cast', {
+  shape: (ins, a) => [{ shape: ins[0].shape, dtype: a._dtype as DType }],
+  vjp: ({ inputs: [x] }, dy) => [x.dtype.startsWith('float') ? cast(dy, x.dtype) : null],
 });
 const ONNX_DT: Record<string, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
-export const cast = (x: T, to: DType) => x.graph.emit('Cast', [x], { to: ONNX_DT[to], _dtype: to } as Attrs)[0];
-defineOp('Where', {
-  shape: (ins) => [{ shape: broadcastShapes('Where', ins[0]!.shape, ins[1]!.shape, ins[2]!.shape), dtype: ins[1]!.dtype }],
+export const cast = (x: T, to: DType) => x.graph.emit('Cast', [x], { to: ONNX_DT[to], _dtype: to })[0];
+op('Where', {
+  shape: (ins) => [{ shape: broadcastShapes('Where', ins[0].shape, ins[1].shape, ins[2].shape), dtype: ins[1].dtype }],
   nonDiff: [0],
-  vjp: ({ inputs: [c, a, b] }, [dy]) => [null, unbroadcast(where(c!, dy!, 0), a!.shape), unbroadcast(where(c!, 0, dy!), b!.shape)],
+  vjp: ({ inputs: [c, a, b] }, dy) => [null, unbroadcast(where(c, dy, 0), a.shape), unbroadcast(where(c, 0, dy), b.shape)],
 });
 export function where(c: T, a: TN, b: TN): T {
   const g = c.graph;
@@ -166,9 +209,9 @@ export function where(c: T, a: TN, b: TN): T {
 
 // ---------------------------------------------------------------- shape ops
 
-defineOp('Reshape', {
+op('Reshape', {
   shape: (ins, a) => {
-    const x = ins[0]!;
+    const x = ins[0];
     const target = (a._shape as number[]).slice();
     const shape: Shape = target.map((d, i) => (d === 0 ? x.shape[i] : d));
     // Symbolic dimensions (a dynamic batch) must be carried over with 0, or be what -1 stands for.
@@ -190,60 +233,60 @@ defineOp('Reshape', {
     return [{ shape, dtype: x.dtype }];
   },
   nonDiff: [1],
-  vjp: ({ inputs: [x] }, [dy]) => [reshape(dy!, x!.dims), null],
+  vjp: ({ inputs: [x] }, dy) => [reshape(dy, x.dims), null],
 });
 /** Reshape; 0 copies the input's dimension and -1 is inferred, as in ONNX. */
 export function reshape(x: T, shape: number[]): T {
-  return x.graph.emit('Reshape', [x, x.graph.int64s(shape)], { _shape: shape } as Attrs)[0];
+  return x.graph.emit('Reshape', [x, x.graph.int64s(shape)], { _shape: shape })[0];
 }
 export const flatten = (x: T) => reshape(x, [0, -1]);
 
-defineOp('Unsqueeze', {
+op('Unsqueeze', {
   shape: (ins, a) => {
-    const shape = ins[0]!.shape.slice();
+    const shape = ins[0].shape.slice();
     const axes = (a._axes as number[]).map((ax) => normAxis(ax, shape.length + (a._axes as number[]).length)).sort((p, q) => p - q);
     for (const ax of axes) shape.splice(ax, 0, 1);
-    return [{ shape, dtype: ins[0]!.dtype }];
+    return [{ shape, dtype: ins[0].dtype }];
   },
   nonDiff: [1],
-  vjp: ({ inputs: [x] }, [dy]) => [reshape(dy!, x!.dims), null],
+  vjp: ({ inputs: [x] }, dy) => [reshape(dy, x.dims), null],
 });
-export const unsqueeze = (x: T, axes: number[]) => x.graph.emit('Unsqueeze', [x, x.graph.int64s(axes)], { _axes: axes } as Attrs)[0];
+export const unsqueeze = (x: T, axes: number[]) => x.graph.emit('Unsqueeze', [x, x.graph.int64s(axes)], { _axes: axes })[0];
 
-defineOp('Transpose', {
-  shape: (ins, a) => [{ shape: (a.perm as number[]).map((p) => ins[0]!.shape[p]), dtype: ins[0]!.dtype }],
-  vjp: ({ attrs }, [dy]) => {
+op('Transpose', {
+  shape: (ins, a) => [{ shape: (a.perm as number[]).map((p) => ins[0].shape[p]), dtype: ins[0].dtype }],
+  vjp: ({ attrs }, dy) => {
     const perm = attrs.perm as number[];
     const inv = perm.map((_, i) => perm.indexOf(i));
-    return [transpose(dy!, inv)];
+    return [transpose(dy, inv)];
   },
 });
 export const transpose = (x: T, perm: number[]) => x.graph.emit('Transpose', [x], { perm })[0];
 /** Swaps the last two axes. */
 export const transposeLast = (x: T) => transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
 
-defineOp('Expand', {
-  shape: (ins, a) => [{ shape: broadcastShapes('Expand', ins[0]!.shape, a._shape as number[]), dtype: ins[0]!.dtype }],
+op('Expand', {
+  shape: (ins, a) => [{ shape: broadcastShapes('Expand', ins[0].shape, a._shape as number[]), dtype: ins[0].dtype }],
   nonDiff: [1],
-  vjp: ({ inputs: [x] }, [dy]) => [unbroadcast(dy!, x!.shape), null],
+  vjp: ({ inputs: [x] }, dy) => [unbroadcast(dy, x.shape), null],
 });
-export const expand = (x: T, shape: number[]) => x.graph.emit('Expand', [x, x.graph.int64s(shape)], { _shape: shape } as Attrs)[0];
+export const expand = (x: T, shape: number[]) => x.graph.emit('Expand', [x, x.graph.int64s(shape)], { _shape: shape })[0];
 /** A zero tensor of a shape without storing it: Expand of a scalar. */
 export const zeros = (g: Graph, shape: number[], dtype: DType = 'float32') => expand(g.scalar(0, dtype), shape);
 
-defineOp('Concat', {
+op('Concat', {
   shape: (ins, a) => {
-    const ax = normAxis(a.axis as number, ins[0]!.rank);
-    const shape = ins[0]!.shape.slice();
-    shape[ax] = ins.reduce((s, t) => s + (t!.shape[ax] as number), 0);
-    return [{ shape, dtype: ins[0]!.dtype }];
+    const ax = normAxis(a.axis as number, ins[0].rank);
+    const shape = ins[0].shape.slice();
+    shape[ax] = ins.reduce((s, t) => s + (t.shape[ax] as number), 0);
+    return [{ shape, dtype: ins[0].dtype }];
   },
-  vjp: ({ inputs, attrs }, [dy]) => {
-    const ax = normAxis(attrs.axis as number, dy!.rank);
+  vjp: ({ inputs, attrs }, dy) => {
+    const ax = normAxis(attrs.axis as number, dy.rank);
     let at = 0;
     return inputs.map((t) => {
-      const len = t!.shape[ax] as number;
-      const part = slice(dy!, [at], [at + len], [ax]);
+      const len = t.shape[ax] as number;
+      const part = slice(dy, [at], [at + len], [ax]);
       at += len;
       return part;
     });
@@ -251,40 +294,40 @@ defineOp('Concat', {
 });
 export const concat = (xs: T[], axis: number) => (xs.length === 1 ? xs[0] : graphOf(...xs).emit('Concat', xs, { axis })[0]);
 
-defineOp('Split', {
+op('Split', {
   shape: (ins, a) => {
-    const ax = normAxis(a.axis as number, ins[0]!.rank);
-    return (a._sizes as number[]).map((len) => ({ shape: ins[0]!.shape.map((d, i) => (i === ax ? len : d)), dtype: ins[0]!.dtype }));
+    const ax = normAxis(a.axis as number, ins[0].rank);
+    return (a._sizes as number[]).map((len) => ({ shape: ins[0].shape.map((d, i) => (i === ax ? len : d)), dtype: ins[0].dtype }));
   },
   nonDiff: [1],
-  vjp: ({ outputs, attrs }, dys) => {
+  vjp: ({ outputs, attrs }, _dy, dys) => {
     const g = outputs[0].graph;
     const parts = outputs.map((o, i) => dys[i] ?? zeros(g, o.dims, o.dtype));
     return [concat(parts, attrs.axis as number), null];
   },
 });
 export function split(x: T, sizes: number[], axis: number): T[] {
-  return x.graph.emit('Split', [x, x.graph.int64s(sizes)], { axis, _sizes: sizes } as Attrs);
+  return x.graph.emit('Split', [x, x.graph.int64s(sizes)], { axis, _sizes: sizes });
 }
 
-defineOp('Slice', {
+op('Slice', {
   shape: (ins, a) => {
-    const x = ins[0]!;
+    const x = ins[0];
     const shape = x.shape.slice();
     const r = resolveSlice(x.shape, a._starts as number[], a._ends as number[], a._axes as number[], a._steps as number[]);
     for (const s of r) shape[s.axis] = Math.max(0, Math.ceil((s.end - s.start) / s.step));
     return [{ shape, dtype: x.dtype }];
   },
   nonDiff: [1, 2, 3, 4],
-  vjp: ({ inputs: [x], attrs }, [dy]) => {
-    const r = resolveSlice(x!.dims, attrs._starts as number[], attrs._ends as number[], attrs._axes as number[], attrs._steps as number[]);
+  vjp: ({ inputs: [x], attrs }, dy) => {
+    const r = resolveSlice(x.dims, attrs._starts as number[], attrs._ends as number[], attrs._axes as number[], attrs._steps as number[]);
     if (r.some((s) => s.step !== 1)) throw new RangeError('Slice: gradient is implemented for step 1 only');
-    const pads = new Array(2 * x!.rank).fill(0);
+    const pads = new Array(2 * x.rank).fill(0);
     for (const s of r) {
       pads[s.axis] = s.start;
-      pads[s.axis + x!.rank] = (x!.shape[s.axis] as number) - s.end;
+      pads[s.axis + x.rank] = (x.shape[s.axis] as number) - s.end;
     }
-    return [pad(dy!, pads), null, null, null, null];
+    return [pad(dy, pads), null, null, null, null];
   },
 });
 function resolveSlice(dims: Shape, starts: number[], ends: number[], axes: number[], steps: number[]) {
@@ -307,23 +350,23 @@ export function slice(x: T, starts: number[], ends: number[], axes: number[], st
     _ends: ends,
     _axes: axes,
     _steps: st,
-  } as Attrs)[0];
+  })[0];
 }
 
-defineOp('Pad', {
+op('Pad', {
   shape: (ins, a) => {
     const p = a._pads as number[];
-    const r = ins[0]!.rank;
-    return [{ shape: ins[0]!.dims.map((d, i) => d + p[i] + p[i + r]), dtype: ins[0]!.dtype }];
+    const r = ins[0].rank;
+    return [{ shape: ins[0].dims.map((d, i) => d + p[i] + p[i + r]), dtype: ins[0].dtype }];
   },
   nonDiff: [1, 2],
-  vjp: ({ inputs: [x], attrs }, [dy]) => {
+  vjp: ({ inputs: [x], attrs }, dy) => {
     const p = attrs._pads as number[];
-    const dims = x!.dims;
+    const dims = x.dims;
     const begin = dims.map((_, i) => p[i]);
     return [
       slice(
-        dy!,
+        dy,
         begin,
         dims.map((d, i) => p[i] + d),
         dims.map((_, i) => i),
@@ -337,33 +380,33 @@ defineOp('Pad', {
 export function pad(x: T, pads: number[]): T {
   const g = x.graph;
   if (pads.every((p) => p === 0)) return x;
-  return g.emit('Pad', [x, g.int64s(pads)], { mode: 'constant', _pads: pads } as Attrs)[0];
+  return g.emit('Pad', [x, g.int64s(pads)], { mode: 'constant', _pads: pads })[0];
 }
 
-defineOp('Gather', {
+op('Gather', {
   shape: (ins, a) => {
-    const ax = normAxis(a.axis as number, ins[0]!.rank);
-    const shape = [...ins[0]!.shape.slice(0, ax), ...ins[1]!.shape, ...ins[0]!.shape.slice(ax + 1)];
-    return [{ shape, dtype: ins[0]!.dtype }];
+    const ax = normAxis(a.axis as number, ins[0].rank);
+    const shape = [...ins[0].shape.slice(0, ax), ...ins[1].shape, ...ins[0].shape.slice(ax + 1)];
+    return [{ shape, dtype: ins[0].dtype }];
   },
   nonDiff: [1],
-  vjp: ({ inputs: [x, idx], attrs }, [dy]) => {
-    const ax = normAxis(attrs.axis as number, x!.rank);
+  vjp: ({ inputs: [x, idx], attrs }, dy) => {
+    const ax = normAxis(attrs.axis as number, x.rank);
     if (ax !== 0) {
       // Move the gathered axis to the front, scatter there, and move it back.
-      const perm = [ax, ...[...Array(x!.rank).keys()].filter((i) => i !== ax)];
-      const xt = x!.dims;
+      const perm = [ax, ...[...Array(x.rank).keys()].filter((i) => i !== ax)];
+      const xt = x.dims;
       const dxT = scatterAddRows(
         transpose(
-          dy!,
-          [...Array(idx!.rank).keys()]
+          dy,
+          [...Array(idx.rank).keys()]
             .map((i) => i + ax)
             .concat(
               [...Array(ax).keys()],
-              [...Array(x!.rank - ax - 1).keys()].map((i) => i + ax + idx!.rank),
+              [...Array(x.rank - ax - 1).keys()].map((i) => i + ax + idx.rank),
             ),
         ),
-        idx!,
+        idx,
         perm.map((p) => xt[p]),
       );
       return [
@@ -374,7 +417,7 @@ defineOp('Gather', {
         null,
       ];
     }
-    return [scatterAddRows(dy!, idx!, x!.dims), null];
+    return [scatterAddRows(dy, idx, x.dims), null];
   },
 });
 export const gather = (x: T, indices: T, axis = 0) => x.graph.emit('Gather', [x, indices], { axis })[0];
@@ -386,14 +429,14 @@ function scatterAddRows(dy: T, idx: T, shape: number[]): T {
   const upd = reshape(dy, [-1, ...shape.slice(1)]);
   return g.emit('ScatterND', [zeros(g, shape, dy.dtype), flatIdx, upd], { reduction: 'add' })[0];
 }
-defineOp('ScatterND', { shape: same, nonDiff: [1] });
+op('ScatterND', { shape: same, nonDiff: [1] });
 
-defineOp('ScatterElements', { shape: same, nonDiff: [1] });
+op('ScatterElements', { shape: same, nonDiff: [1] });
 
 // ---------------------------------------------------------------- reductions
 
-function reduceShape(ins: (T | null)[], a: Attrs) {
-  const x = ins[0]!;
+function reduceShape(ins: T[], a: Attrs) {
+  const x = ins[0];
   const axes = (a._axes as number[]).map((ax) => normAxis(ax, x.rank));
   const keep = a.keepdims !== 0;
   const shape: Shape = [];
@@ -404,14 +447,14 @@ function reduceShape(ins: (T | null)[], a: Attrs) {
   return [{ shape, dtype: x.dtype }];
 }
 /** dy of a reduction, reshaped to keepdims form and expanded back over the input. */
-function expandBack(node: Node, dy: T): T {
-  const x = node.inputs[0]!;
+function expandBack(node: RuleNode, dy: T): T {
+  const x = node.inputs[0];
   const axes = (node.attrs._axes as number[]).map((ax) => normAxis(ax, x.rank));
   const kept = x.dims.map((d, i) => (axes.includes(i) ? 1 : d));
   return expand(node.attrs.keepdims === 0 ? reshape(dy, kept) : dy, x.dims);
 }
-const reducedCount = (node: Node) => {
-  const x = node.inputs[0]!;
+const reducedCount = (node: RuleNode) => {
+  const x = node.inputs[0];
   return (node.attrs._axes as number[]).reduce((c, ax) => c * (x.shape[normAxis(ax, x.rank)] as number), 1);
 };
 function reduce(op: string, x: T, axes: number[], keepdims: boolean): T {
@@ -423,32 +466,32 @@ function reduce(op: string, x: T, axes: number[], keepdims: boolean): T {
 }
 const allAxes = (x: T) => [...Array(x.rank).keys()];
 
-defineOp('ReduceSum', { shape: reduceShape, nonDiff: [1], vjp: (n, [dy]) => [expandBack(n, dy!), null] });
+op('ReduceSum', { shape: reduceShape, nonDiff: [1], vjp: (n, dy) => [expandBack(n, dy), null] });
 export const reduceSum = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceSum', x, axes, keepdims);
 
-defineOp('ReduceMean', { shape: reduceShape, vjp: (n, [dy]) => [div(expandBack(n, dy!), reducedCount(n))] });
+op('ReduceMean', { shape: reduceShape, vjp: (n, dy) => [div(expandBack(n, dy), reducedCount(n))] });
 export const reduceMean = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceMean', x, axes, keepdims);
 
-defineOp('ReduceSumSquare', { shape: reduceShape, vjp: (n, [dy]) => [mul(expandBack(n, dy!), mul(n.inputs[0]!, 2))] });
+op('ReduceSumSquare', { shape: reduceShape, vjp: (n, dy) => [mul(expandBack(n, dy), mul(n.inputs[0], 2))] });
 export const reduceSumSquare = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceSumSquare', x, axes, keepdims);
 
-defineOp('ReduceL2', {
+op('ReduceL2', {
   shape: reduceShape,
   // d‖x‖ = x/‖x‖; the max() keeps a zero norm from producing NaN (its subgradient 0 is taken).
-  vjp: (n, [dy]) => [mul(n.inputs[0]!, expandBack(n, div(dy!, maxScalar(n.outputs[0], 1e-30))))],
+  vjp: (n, dy) => [mul(n.inputs[0], expandBack(n, div(dy, maxScalar(n.outputs[0], 1e-30))))],
 });
 export const reduceL2 = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceL2', x, axes, keepdims);
 
-defineOp('ReduceMax', {
+op('ReduceMax', {
   shape: reduceShape,
   // Ties share the gradient equally.
-  vjp: (n, [dy]) => {
-    const x = n.inputs[0]!;
+  vjp: (n, dy) => {
+    const x = n.inputs[0];
     const yk = expandBack(n, n.outputs[0]);
     const mask = cast(equal(x, yk), x.dtype);
     const axes = n.attrs._axes as number[];
     const count = reduceSum(mask, axes, true);
-    return [div(mul(mask, expandBack(n, dy!)), count)];
+    return [div(mul(mask, expandBack(n, dy)), count)];
   },
 });
 export const reduceMax = (x: T, axes: number[] = allAxes(x), keepdims = false) => reduce('ReduceMax', x, axes, keepdims);
@@ -462,71 +505,72 @@ function pickBackward(a: T, b: T, dy: T, aWins: T): [T, T] {
   return [unbroadcast(mul(dy, wa), a.shape), unbroadcast(mul(dy, sub(1, wa)), b.shape)];
 }
 
-defineOp('Max', {
+op('Max', {
   shape: binaryShape('Max'),
-  vjp: ({ inputs: [a, b] }, [dy]) => pickBackward(a!, b!, dy!, greater(a!, b!)),
+  vjp: ({ inputs: [a, b] }, dy) => pickBackward(a, b, dy, greater(a, b)),
 });
 export const maximum = (a: TN, b: TN) => binary('Max', a, b);
 const maxScalar = (x: T, v: number) => maximum(x, v);
-defineOp('Min', {
+op('Min', {
   shape: binaryShape('Min'),
-  vjp: ({ inputs: [a, b] }, [dy]) => pickBackward(a!, b!, dy!, less(a!, b!)),
+  vjp: ({ inputs: [a, b] }, dy) => pickBackward(a, b, dy, less(a, b)),
 });
 export const minimum = (a: TN, b: TN) => binary('Min', a, b);
 
-defineOp('Softmax', {
+op('Softmax', {
   shape: same,
-  vjp: ({ outputs: [y], attrs }, [dy]) => [mul(y, sub(dy!, reduceSum(mul(dy!, y), [attrs.axis as number], true)))],
+  vjp: ({ outputs: [y], attrs }, dy) => [mul(y, sub(dy, reduceSum(mul(dy, y), [attrs.axis as number], true)))],
 });
 export const softmax = (x: T, axis = -1) => x.graph.emit('Softmax', [x], { axis })[0];
 
-defineOp('LogSoftmax', {
+op('LogSoftmax', {
   shape: same,
-  vjp: ({ outputs: [y], attrs }, [dy]) => [sub(dy!, mul(exp(y), reduceSum(dy!, [attrs.axis as number], true)))],
+  vjp: ({ outputs: [y], attrs }, dy) => [sub(dy, mul(exp(y), reduceSum(dy, [attrs.axis as number], true)))],
 });
 export const logSoftmax = (x: T, axis = -1) => x.graph.emit('LogSoftmax', [x], { axis })[0];
 
 // ---------------------------------------------------------------- matrix products
 
-defineOp('MatMul', {
+op('MatMul', {
   shape: (ins) => {
-    const [a, b] = [ins[0]!, ins[1]!];
+    const [a, b] = [ins[0], ins[1]];
     if (a.rank < 2 || b.rank < 2) throw new RangeError(`MatMul: operands must have rank >= 2, got [${a.shape}] and [${b.shape}]`);
     if (a.shape[a.rank - 1] !== b.shape[b.rank - 2]) throw new RangeError(`MatMul: inner dimensions differ: [${a.shape}] @ [${b.shape}]`);
     const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
     return [{ shape: [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]], dtype: a.dtype }];
   },
-  vjp: ({ inputs: [a, b] }, [dy]) => {
-    if (a!.rank === 2 && b!.rank === 2) return [gemm(dy!, b!, { transB: true }), gemm(a!, dy!, { transA: true })];
-    if (b!.rank === 2) {
+  vjp: ({ inputs: [a, b] }, dy) => {
+    if (a.rank === 2 && b.rank === 2) return [gemm(dy, b, { transB: true }), gemm(a, dy, { transA: true })];
+    if (b.rank === 2) {
       // Shared weight: fold the batch axes into rows so dB is one product.
-      const k = a!.shape[a!.rank - 1] as number;
-      const n = b!.shape[1] as number;
-      const dA = matmul(dy!, transposeLast(b!));
-      const dB = gemm(reshape(a!, [-1, k]), reshape(dy!, [-1, n]), { transA: true });
+      const k = a.shape[a.rank - 1] as number;
+      const n = b.shape[1] as number;
+      const dA = matmul(dy, transposeLast(b));
+      const dB = gemm(reshape(a, [-1, k]), reshape(dy, [-1, n]), { transA: true });
       return [dA, dB];
     }
-    return [unbroadcast(matmul(dy!, transposeLast(b!)), a!.shape), unbroadcast(matmul(transposeLast(a!), dy!), b!.shape)];
+    return [unbroadcast(matmul(dy, transposeLast(b)), a.shape), unbroadcast(matmul(transposeLast(a), dy), b.shape)];
   },
 });
 export const matmul = (a: T, b: T) => a.graph.emit('MatMul', [a, b])[0];
 
-defineOp('Gemm', {
+op('Gemm', {
+  required: 2,
   shape: (ins, at) => {
-    const [a, b] = [ins[0]!, ins[1]!];
+    const [a, b] = [ins[0], ins[1]];
     const m = at.transA ? a.shape[1] : a.shape[0];
     const n = at.transB ? b.shape[0] : b.shape[1];
     return [{ shape: [m, n], dtype: a.dtype }];
   },
-  vjp: ({ inputs: [a, b, c], attrs }, [dy]) => {
+  vjp: ({ inputs: [a, b], optional: [, , c], attrs }, dy) => {
     const alpha = (attrs.alpha as number) ?? 1;
     const beta = (attrs.beta as number) ?? 1;
     const tA = !!attrs.transA;
     const tB = !!attrs.transB;
     // y = alpha·op(A)·op(B) + beta·C
-    const dA = tA ? gemm(b!, dy!, { transA: tB, transB: true, alpha }) : gemm(dy!, b!, { transB: !tB, alpha });
-    const dB = tB ? gemm(dy!, a!, { transA: true, transB: tA, alpha }) : gemm(a!, dy!, { transA: !tA, alpha });
-    const dC = c ? unbroadcast(beta === 1 ? dy! : mul(dy!, beta), c.shape) : null;
+    const dA = tA ? gemm(b, dy, { transA: tB, transB: true, alpha }) : gemm(dy, b, { transB: !tB, alpha });
+    const dB = tB ? gemm(dy, a, { transA: true, transB: tA, alpha }) : gemm(a, dy, { transA: !tA, alpha });
+    const dC = c ? unbroadcast(beta === 1 ? dy : mul(dy, beta), c.shape) : null;
     return [dA, dB, dC];
   },
 });
@@ -558,9 +602,10 @@ function convAttrs(o: ConvOptions, k: number[]) {
   };
 }
 
-defineOp('Conv', {
+op('Conv', {
+  required: 2,
   shape: (ins, a) => {
-    const [x, w] = [ins[0]!, ins[1]!];
+    const [x, w] = [ins[0], ins[1]];
     const k = a.kernel_shape as number[];
     const s = a.strides as number[];
     const p = a.pads as number[];
@@ -580,9 +625,10 @@ export function conv(x: T, w: T, b: T | null, o: ConvOptions = {}): T {
   return x.graph.emit('Conv', b ? [x, w, b] : [x, w], convAttrs(o, w.dims.slice(2)))[0];
 }
 
-defineOp('ConvTranspose', {
+op('ConvTranspose', {
+  required: 2,
   shape: (ins, a) => {
-    const [x, w] = [ins[0]!, ins[1]!];
+    const [x, w] = [ins[0], ins[1]];
     const k = a.kernel_shape as number[];
     const s = a.strides as number[];
     const p = a.pads as number[];
@@ -600,8 +646,8 @@ export function convTranspose(x: T, w: T, o: ConvOptions & { outputPadding?: num
 }
 
 function poolShape(op: string) {
-  return (ins: (T | null)[], a: Attrs) => {
-    const x = ins[0]!;
+  return (ins: T[], a: Attrs) => {
+    const x = ins[0];
     const k = a.kernel_shape as number[];
     const s = a.strides as number[];
     const p = a.pads as number[];
@@ -616,16 +662,16 @@ export interface PoolOptions {
   pads?: number[];
 }
 
-defineOp('MaxPool', {
+op('MaxPool', {
   shape: poolShape('MaxPool'),
   // The Indices output addresses the flattened input; scatter-add dy there.
-  vjp: ({ inputs: [x], outputs: [, idx] }, [dy]) => {
-    const g = x!.graph;
-    const flat = g.emit('ScatterElements', [zeros(g, [x!.size], x!.dtype), reshape(idx, [-1]), reshape(dy!, [-1])], {
+  vjp: ({ inputs: [x], outputs: [, idx] }, dy) => {
+    const g = x.graph;
+    const flat = g.emit('ScatterElements', [zeros(g, [x.size], x.dtype), reshape(idx, [-1]), reshape(dy, [-1])], {
       axis: 0,
       reduction: 'add',
     })[0];
-    return [reshape(flat, x!.dims)];
+    return [reshape(flat, x.dims)];
   },
 });
 export function maxPool(x: T, kernel: number[], o: PoolOptions = {}): T {
@@ -633,30 +679,30 @@ export function maxPool(x: T, kernel: number[], o: PoolOptions = {}): T {
   return x.graph.emit('MaxPool', [x], { kernel_shape: kernel, strides: o.strides ?? kernel, pads: o.pads ?? new Array(2 * nd).fill(0) })[0];
 }
 
-defineOp('AveragePool', {
+op('AveragePool', {
   shape: poolShape('AveragePool'),
-  vjp: ({ inputs: [x], attrs }, [dy]) => {
+  vjp: ({ inputs: [x], attrs }, dy) => {
     // A depthwise transposed convolution with a box kernel spreads each window's mean back;
     // with count_include_pad=0 each window divides by its own count, so divide dy first.
     const k = attrs.kernel_shape as number[];
     const s = attrs.strides as number[];
     const p = attrs.pads as number[];
-    const C = x!.shape[1] as number;
-    const g = x!.graph;
+    const C = x.shape[1] as number;
+    const g = x.graph;
     const box = g.constant(tensorData('float32', [C, 1, ...k], new Float32Array(C * numel(k)).fill(1)), 'avgpool_box');
     const counts = g.constant(
       tensorData(
         'float32',
-        [1, 1, ...dy!.dims.slice(2)],
-        windowCounts(x!.dims.slice(2), dy!.dims.slice(2), k, s, p, !!attrs.count_include_pad),
+        [1, 1, ...dy.dims.slice(2)],
+        windowCounts(x.dims.slice(2), dy.dims.slice(2), k, s, p, !!attrs.count_include_pad),
       ),
       'avgpool_counts',
     );
-    const scaled = div(dy!, counts);
+    const scaled = div(dy, counts);
     const nd = k.length;
-    const outputPadding = x!.dims
+    const outputPadding = x.dims
       .slice(2)
-      .map((sz, i) => sz - (convTransposeOut(dy!.dims[i + 2], k[i], s[i], p[i], p[i + nd], 1, 0) as number));
+      .map((sz, i) => sz - (convTransposeOut(dy.dims[i + 2], k[i], s[i], p[i], p[i + nd], 1, 0) as number));
     return [convTranspose(scaled, box, { strides: s, pads: p, group: C, outputPadding })];
   },
 });
@@ -685,24 +731,25 @@ function windowCounts(inSize: number[], outSize: number[], k: number[], s: numbe
   return out;
 }
 
-defineOp('GlobalAveragePool', {
-  shape: (ins) => [{ shape: [...ins[0]!.shape.slice(0, 2), ...ins[0]!.shape.slice(2).map(() => 1)], dtype: ins[0]!.dtype }],
-  vjp: ({ inputs: [x] }, [dy]) => [expand(div(dy!, numel(x!.dims.slice(2))), x!.dims)],
+op('GlobalAveragePool', {
+  shape: (ins) => [{ shape: [...ins[0].shape.slice(0, 2), ...ins[0].shape.slice(2).map(() => 1)], dtype: ins[0].dtype }],
+  vjp: ({ inputs: [x] }, dy) => [expand(div(dy, numel(x.dims.slice(2))), x.dims)],
 });
 export const globalAveragePool = (x: T) => emit1('GlobalAveragePool', [x]);
 
-defineOp('Resize', {
-  shape: (ins, a) => [{ shape: [...ins[0]!.shape.slice(0, 2), ...(a._sizes as number[]).slice(2)], dtype: ins[0]!.dtype }],
+op('Resize', {
+  required: 1,
+  shape: (ins, a) => [{ shape: [...ins[0].shape.slice(0, 2), ...(a._sizes as number[]).slice(2)], dtype: ins[0].dtype }],
   nonDiff: [1, 2, 3],
-  vjp: ({ inputs: [x], attrs }, [dy]) => {
+  vjp: ({ inputs: [x], attrs }, dy) => {
     // Resize is separable and linear in x: y = A_h · x · A_wᵀ per plane, so dx = A_hᵀ · dy · A_w.
-    const g = x!.graph;
-    const [H, W] = x!.dims.slice(2);
-    const [OH, OW] = dy!.dims.slice(2);
+    const g = x.graph;
+    const [H, W] = x.dims.slice(2);
+    const [OH, OW] = dy.dims.slice(2);
     const opts = attrs._resize as ResizeOptions;
     const Ah = g.constant(tensorData('float32', [OH, H], resizeMatrix(H, OH, opts)), 'resize_h');
     const Aw = g.constant(tensorData('float32', [OW, W], resizeMatrix(W, OW, opts)), 'resize_w');
-    return [matmul(transposeLast(expand(Ah, [1, 1, OH, H])), matmul(dy!, Aw)), null, null, null];
+    return [matmul(transposeLast(expand(Ah, [1, 1, OH, H])), matmul(dy, Aw)), null, null, null];
   },
 });
 /** Resizes the spatial axes of an NCHW tensor to [outH, outW] (nearest or linear, as ONNX). */
@@ -721,20 +768,20 @@ export function resize(x: T, outHW: number[], opts: ResizeOptions): T {
 
 // ---------------------------------------------------------------- normalisation layers
 
-defineOp('BatchNormalization', {
+op('BatchNormalization', {
   shape: (ins, a) => {
-    const x = ins[0]!;
+    const x = ins[0];
     const c = { shape: [x.shape[1]], dtype: x.dtype };
     return a.training_mode ? [{ shape: x.shape, dtype: x.dtype }, c, c] : [{ shape: x.shape, dtype: x.dtype }];
   },
   nonDiff: [3, 4],
-  vjp: ({ inputs: [x, gamma, , rmean, rvar], outputs, attrs }, [dy]) => {
+  vjp: ({ inputs: [x, gamma, , rmean, rvar], outputs, attrs }, dy) => {
     const eps = attrs.epsilon as number;
-    const axes = [0, ...Array.from({ length: x!.rank - 2 }, (_, i) => i + 2)];
-    const chan = [1, x!.shape[1] as number, ...Array(x!.rank - 2).fill(1)];
+    const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
+    const chan = [1, x.shape[1] as number, ...Array(x.rank - 2).fill(1)];
     // Training mode normalises with the batch statistics (with momentum 0 ORT returns them as the
     // "running" outputs); eval mode with the running ones, which are constants here.
-    const [mean, variance] = attrs.training_mode ? [outputs[1], outputs[2]] : [rmean!, rvar!];
+    const [mean, variance] = attrs.training_mode ? [outputs[1], outputs[2]] : [rmean, rvar];
     // Every pass over the full activation costs; work per channel where possible. With
     // σ⁻¹ = 1/√(var+ε) and S = Σ dy, P = Σ dy·x over the reduced axes:
     //   dβ = S,  dγ = Σ dy·x̂ = σ⁻¹(P − μS)
@@ -742,16 +789,16 @@ defineOp('BatchNormalization', {
     //          A = γσ⁻¹, B = −γσ⁻²·dγ/n, C = −γσ⁻¹·S/n − B·μ
     //   eval:  dx = γσ⁻¹·dy
     const invStd = div(1, sqrt(add(variance, eps)));
-    const A = mul(gamma!, invStd);
-    const dBeta = reduceSum(dy!, axes);
-    const dGamma = mul(invStd, sub(reduceSum(mul(dy!, x!), axes), mul(mean, dBeta)));
+    const A = mul(gamma, invStd);
+    const dBeta = reduceSum(dy, axes);
+    const dGamma = mul(invStd, sub(reduceSum(mul(dy, x), axes), mul(mean, dBeta)));
     let dx: T;
     if (attrs.training_mode) {
-      const n = x!.size / (x!.shape[1] as number);
+      const n = x.size / (x.shape[1] as number);
       const B = neg(div(mul(mul(A, invStd), dGamma), n));
       const C = sub(neg(div(mul(A, dBeta), n)), mul(B, mean));
-      dx = add(add(mul(dy!, reshape(A, chan)), mul(x!, reshape(B, chan))), reshape(C, chan));
-    } else dx = mul(dy!, reshape(A, chan));
+      dx = add(add(mul(dy, reshape(A, chan)), mul(x, reshape(B, chan))), reshape(C, chan));
+    } else dx = mul(dy, reshape(A, chan));
     return [dx, dGamma, dBeta, null, null];
   },
 });
@@ -800,9 +847,10 @@ export function batchNorm(
   return { y, mean, var: variance };
 }
 
-defineOp('LayerNormalization', {
+op('LayerNormalization', {
+  required: 2,
   shape: (ins, a) => {
-    const x = ins[0]!;
+    const x = ins[0];
     const ax = normAxis(a.axis as number, x.rank);
     const stat = x.shape.map((d, i) => (i < ax ? d : 1));
     return [
@@ -811,13 +859,13 @@ defineOp('LayerNormalization', {
       { shape: stat, dtype: x.dtype },
     ];
   },
-  vjp: ({ inputs: [x, gamma, beta], outputs: [, mean, invStd], attrs }, [dy]) => {
-    const ax = normAxis(attrs.axis as number, x!.rank);
-    const axes = Array.from({ length: x!.rank - ax }, (_, i) => i + ax);
-    const xhat = mul(sub(x!, mean), invStd);
-    const dxhat = mul(dy!, gamma!);
+  vjp: ({ inputs: [x, gamma], optional: [, , beta], outputs: [, mean, invStd], attrs }, dy) => {
+    const ax = normAxis(attrs.axis as number, x.rank);
+    const axes = Array.from({ length: x.rank - ax }, (_, i) => i + ax);
+    const xhat = mul(sub(x, mean), invStd);
+    const dxhat = mul(dy, gamma);
     const dx = mul(invStd, sub(sub(dxhat, reduceMean(dxhat, axes, true)), mul(xhat, reduceMean(mul(dxhat, xhat), axes, true))));
-    return [dx, unbroadcast(mul(dy!, xhat), gamma!.shape), beta ? unbroadcast(dy!, beta.shape) : null];
+    return [dx, unbroadcast(mul(dy, xhat), gamma.shape), beta ? unbroadcast(dy, beta.shape) : null];
   },
 });
 /** LayerNorm over the trailing axes from `axis` on. */

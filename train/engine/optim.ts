@@ -34,6 +34,10 @@ export const DEFAULT_OPTIMIZER: OptimizerConfig = {
   clipGradNorm: 0,
 };
 
+/** Optimiser slots are the state inputs `opt.<slot>.<param>`; a checkpoint tells them from parameters by this prefix. */
+const SLOT_PREFIX = 'opt.';
+export const isOptimizerSlot = (name: string): boolean => name.startsWith(SLOT_PREFIX);
+
 export interface UpdateGraph {
   /** New value of each parameter, by name. */
   params: Map<string, Tensor>;
@@ -78,7 +82,7 @@ export function buildUpdate(
     const p = prm.tensor;
     let d = scale ? o.mul(grads[i], scale) : grads[i];
     const decay = prm.role === 'weight' && cfg.weightDecay > 0;
-    const slot = (s: string) => g.input(`opt.${s}.${name}`, p.dims);
+    const slot = (s: string) => g.input(`${SLOT_PREFIX}${s}.${name}`, p.dims);
     let next: Tensor;
     if (cfg.name === 'adamw') {
       const m = slot('m');

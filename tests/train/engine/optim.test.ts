@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Graph, tensorData, type Param } from '../../../train/engine/graph.js';
 import { buildUpdate, DEFAULT_OPTIMIZER, learningRate, teacherMomentum, type OptimizerConfig } from '../../../train/engine/optim.js';
 import { Program } from '../../../train/engine/program.js';
+import { StatefulProgram, StateSpec } from '../../../train/engine/stateful.js';
 
 const W0 = [0.5, -1.0, 2.0, 0.25];
 const B0 = [0.1, -0.3];
@@ -29,27 +30,15 @@ async function runGraph(cfg: OptimizerConfig, lr: number) {
   const gw = g.input('gw', [4]);
   const gb = g.input('gb', [2]);
   const upd = buildUpdate(g, [...g.params] as [string, Param][], [gw, gb], cfg);
-  g.output(upd.params.get('w')!, 'w2');
-  g.output(upd.params.get('b')!, 'b2');
-  for (const [n, s] of upd.state) g.output(s.next, `next.${n}`);
-  const prog = await Program.compile(g);
-  const state: Record<string, Float32Array> = { w: Float32Array.from(W0), b: Float32Array.from(B0) };
-  for (const [n, s] of upd.state) state[n] = new Float32Array(s.input.size);
+  const spec = new StateSpec(g);
+  spec.update(upd, () => ({ lr, peakLr: lr }));
+  const prog = await StatefulProgram.compile(spec);
   const history: number[][] = [];
   for (let t = 0; t < GW.length; t++) {
-    const out = await prog.run({
-      ...state,
-      gw: Float32Array.from(GW[t]),
-      gb: Float32Array.from(GB[t]),
-      lr,
-      adam_bc1: 1 - cfg.beta1 ** (t + 1),
-      adam_bc2: 1 - cfg.beta2 ** (t + 1),
-    });
-    state.w = out.w2 as Float32Array;
-    state.b = out.b2 as Float32Array;
-    for (const [n] of upd.state) state[n] = out[`next.${n}`] as Float32Array;
-    history.push([...state.w, ...state.b]);
+    await prog.step({ gw: Float32Array.from(GW[t]), gb: Float32Array.from(GB[t]) }, t);
+    history.push([...prog.state.get('w')!, ...prog.state.get('b')!]);
   }
+  await prog.release();
   return history;
 }
 
