@@ -63,7 +63,11 @@ export interface TrainControl {
   onProgress?: (p: TrainProgress) => void;
   /** Log lines (default: standard error). */
   log?: (line: string) => void;
-  /** Continue the run in this folder (`sslkit train --resume`); `options` may then change its epochs and the like. */
+  /**
+   * Continue the run in this folder (`sslkit train --resume`). `options` may then give more epochs,
+   * another data folder or kNN check, and how this invocation runs (device, threads, workers,
+   * maxSteps, checkpointEvery, tuneConv); any other option must be the run's own value.
+   */
   resume?: string;
 }
 

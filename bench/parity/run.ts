@@ -4,10 +4,11 @@
  * training images as memory, backbone features), the loss per epoch and the wall time.
  *
  * The recipe (issue 13): the `convnet` backbone, batch 256, AdamW lr 1e-3 wd 1e-6, constant
- * learning rate without warm-up, projector hidden 256, a seeded class-stratified sample of
- * `--limit` CIFAR-10 training images, the whole test split.
+ * learning rate without warm-up, each method's heads as recipe.ts gives them (both sides), a
+ * seeded class-stratified sample of `--limit` CIFAR-10 training images, the whole test split.
+ * `--methods all` runs every method that has a PyTorch side (recipe.ts PARITY_HEADS).
  *
- *   npx tsx bench/parity/run.ts --data-dir DIR [--methods simclr,byol,vicreg] [--epochs 10] [--limit 10000] [--seed 0]
+ *   npx tsx bench/parity/run.ts --data-dir DIR [--methods simclr,byol,vicreg|all] [--epochs 10] [--limit 10000] [--seed 0]
  *       [--sslkit-only | --torch-only] [--set conv-init=kaiming-fan-out] [--schedule cosine]
  */
 import { execFileSync } from 'node:child_process';
@@ -49,7 +50,7 @@ console.log(
   `# convnet, batch 256, AdamW 1e-3 wd 1e-6, ${a.schedule} lr, no warm-up; ${os.cpus()[0].model}, ${os.cpus().length} cores; ${new Date().toISOString()}`,
 );
 const rows: string[][] = [];
-for (const method of a.methods!.split(',')) {
+for (const method of a.methods === 'all' ? Object.keys(PARITY_HEADS) : a.methods!.split(',')) {
   const head = PARITY_HEADS[method];
   if (!head) throw new Error(`bench/parity covers ${Object.keys(PARITY_HEADS).join(', ')}, not '${method}'`);
   if (!a['torch-only']) {

@@ -125,4 +125,8 @@ def torch_views(method, size, norm):
         if solarize_p > 0:
             t.append(T.RandomSolarize(128, p=solarize_p))
         return T.Compose(t + [T.ToTensor(), norm])
-    return [view(1.0, 0), view(0.1, 0.2)] if method == "byol" else [view(0, 0), view(0, 0)]
+    # The method's sslkit preset: `byol` (BYOL, VICReg, Barlow Twins) is the asymmetric pair, `simclr` the plain one.
+    return [view(1.0, 0), view(0.1, 0.2)] if method in BYOL_PRESET else [view(0, 0), view(0, 0)]
+
+
+BYOL_PRESET = {"byol", "vicreg", "barlow"}

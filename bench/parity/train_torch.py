@@ -1,8 +1,20 @@
-"""The PyTorch side of bench/parity: trains sslkit's `convnet` with SimCLR, BYOL or VICReg on the
-images dump-data.ts wrote (the same ones sslkit trains on), with torchvision's transforms as the
-method's sslkit preset describes them, then scores kNN on backbone features (cosine, weights
-exp(s/0.1), k = 200 and 20, the training images as memory) the way `sslkit eval` does.
-Prints a JSON line per epoch and a final one.
+"""The PyTorch side of bench/parity: trains sslkit's `convnet` with SimCLR, BYOL, VICReg, SimSiam,
+Barlow Twins or MoCo v2 on the images dump-data.ts wrote (the same ones sslkit trains on), with
+torchvision's transforms as the method's sslkit preset describes them, then scores kNN on backbone
+features (cosine, weights exp(s/0.1), k = 200 and 20, the training images as memory) the way
+`sslkit eval` does. Prints a JSON line per epoch and a final one.
+
+Each method is written from its paper and official code, with sslkit's heads:
+- SimSiam: Chen & He, "Exploring Simple Siamese Representation Learning", CVPR 2021;
+  github.com/facebookresearch/simsiam (main_simsiam.py, simsiam/builder.py). The CIFAR
+  projector has two layers (the paper's CIFAR appendix), its output BN without affine.
+- Barlow Twins: Zbontar et al., ICML 2021; github.com/facebookresearch/barlowtwins (main.py:
+  BarlowTwins.forward, off_diagonal). The batch-normalised cross-correlation without the
+  paper's 1/batch-size per-GPU scaling (one device: c = z1ᵀz2 / B).
+- MoCo v2: Chen et al., "Improved Baselines with Momentum Contrastive Learning", 2020, and He et
+  al., CVPR 2020; github.com/facebookresearch/moco (moco/builder.py), with the symmetrised loss
+  of MoCo v3 / the CIFAR demo (colab moco_cifar10_demo): queries against the other view's key and a
+  FIFO queue of past keys; one device, so no shuffled BN.
 
   python3 bench/parity/train_torch.py DATA_DIR --method simclr --epochs 10 [--init torch|kaiming-fan-out]
       [--schedule constant|cosine] [--init-from INIT_DIR]"""
@@ -17,7 +29,7 @@ from sslkit_net import ConvNet, nt_xent, torch_views
 
 ap = argparse.ArgumentParser()
 ap.add_argument("data")
-ap.add_argument("--method", default="simclr", choices=["simclr", "byol", "vicreg"])
+ap.add_argument("--method", default="simclr", choices=["simclr", "byol", "vicreg", "simsiam", "barlow", "moco"])
 ap.add_argument("--epochs", type=int, default=10)
 ap.add_argument("--batch", type=int, default=256)
 ap.add_argument("--lr", type=float, default=1e-3)
@@ -29,6 +41,11 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--hidden", type=int, default=256)
 ap.add_argument("--out-dim", type=int, default=128)
+ap.add_argument("--pred-hidden", type=int, default=128, help="SimSiam's predictor bottleneck")
+ap.add_argument("--lambda", dest="lambd", type=float, default=5e-3, help="Barlow Twins' off-diagonal weight")
+ap.add_argument("--queue", type=int, default=4096, help="MoCo's queue length")
+ap.add_argument("--temperature", type=float, default=0.2)
+ap.add_argument("--ema", type=float, default=0.99, help="BYOL's and MoCo's EMA momentum at the start (cosine to 1)")
 # Continued pretraining (bench/continue.ts): start from a torchvision ResNet-18 state_dict
 # (pretrain_torch.py), normalise as it was trained (ImageNet's mean and std), write the result.
 ap.add_argument("--resnet18-state")
@@ -65,12 +82,16 @@ class Pairs(torch.utils.data.Dataset):
 
 
 def mlp(dims, last_bn=False):
+    """sslkit's mlp(): Linear (no bias) → BN → ReLU per hidden layer, then a Linear with bias, or
+    with `last_bn` a Linear without bias and a BN without affine (SimSiam's projector)."""
     layers = []
     for i in range(len(dims) - 1):
         last = i == len(dims) - 2
-        layers.append(nn.Linear(dims[i], dims[i + 1], bias=last))
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=last and not last_bn))
         if not last:
             layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU()]
+        elif last_bn:
+            layers.append(nn.BatchNorm1d(dims[i + 1], affine=False))
     return nn.Sequential(*layers)
 
 
@@ -90,14 +111,26 @@ d = backbone.dim
 if a.method == "simclr":
     proj = mlp([d, a.hidden, a.out_dim])
     model = nn.ModuleDict({"backbone": backbone, "proj": proj})
-elif a.method == "byol":
-    proj = mlp([d, a.hidden, a.out_dim])
-    pred = mlp([a.out_dim, a.hidden, a.out_dim])
-    model = nn.ModuleDict({"backbone": backbone, "proj": proj, "pred": pred})
+elif a.method in ("byol", "moco"):
     import copy
+    proj = mlp([d, a.hidden, a.out_dim])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj})
+    if a.method == "byol":
+        pred = mlp([a.out_dim, a.hidden, a.out_dim])
+        model["pred"] = pred
+    else:
+        # The queue starts as random unit rows, as sslkit's buffer 'unit-rows'.
+        queue = F.normalize(torch.randn(a.queue, a.out_dim), dim=1)
     target = nn.ModuleDict({"backbone": copy.deepcopy(backbone), "proj": copy.deepcopy(proj)})
     for p in target.parameters():
         p.requires_grad = False
+elif a.method == "simsiam":
+    proj = mlp([d, a.hidden, a.hidden], last_bn=True)
+    pred = mlp([a.hidden, a.pred_hidden, a.hidden])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj, "pred": pred})
+elif a.method == "barlow":
+    proj = mlp([d, a.hidden, a.hidden, a.hidden])
+    model = nn.ModuleDict({"backbone": backbone, "proj": proj})
 else:
     proj = mlp([d, a.hidden, a.hidden, a.hidden])
     model = nn.ModuleDict({"backbone": backbone, "proj": proj})
@@ -118,6 +151,21 @@ def vicreg(z1, z2):
         c = (z.T @ z) / (z.shape[0] - 1)
         return (c.pow(2).sum() - c.diagonal().pow(2).sum()) / z.shape[1]
     return 25 * inv + 25 * var + cov(z1) + cov(z2)
+
+
+def barlow(z1, z2):
+    n = z1.shape[0]
+    bn = lambda z: (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+    c = bn(z1).T @ bn(z2) / n
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
+    return on + a.lambd * off
+
+
+def moco_nce(q, k):
+    pos = (q * k).sum(1, keepdim=True)
+    logits = torch.cat([pos, q @ queue.T], 1) / a.temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
 
 
 @torch.no_grad()
@@ -179,7 +227,22 @@ for epoch in range(a.epochs):
             g["lr"] = lr
         x = torch.cat([v1, v2])
         if a.method == "simclr":
-            loss = nt_xent(proj(backbone(x)), 0.2)
+            loss = nt_xent(proj(backbone(x)), a.temperature)
+        elif a.method == "simsiam":
+            z = proj(backbone(x))
+            p1, p2 = pred(z).chunk(2)
+            z1, z2 = z.detach().chunk(2)
+            neg_cos = lambda p, t: -F.cosine_similarity(p, t, dim=1).mean()
+            loss = 0.5 * (neg_cos(p1, z2) + neg_cos(p2, z1))
+        elif a.method == "barlow":
+            z1, z2 = proj(backbone(x)).chunk(2)
+            loss = barlow(z1, z2)
+        elif a.method == "moco":
+            q1, q2 = F.normalize(proj(backbone(x)), dim=1).chunk(2)
+            with torch.no_grad():
+                keys = F.normalize(target["proj"](target["backbone"](x)), dim=1)
+            k1, k2 = keys.chunk(2)
+            loss = 0.5 * (moco_nce(q1, k2) + moco_nce(q2, k1))
         elif a.method == "byol":
             p1, p2 = pred(proj(backbone(x))).chunk(2)
             with torch.no_grad():
@@ -192,8 +255,11 @@ for epoch in range(a.epochs):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if a.method == "byol":
-            m = 1 - (1 - 0.99) * 0.5 * (1 + math.cos(math.pi * step / total))
+        if a.method == "moco":
+            # FIFO: this step's keys (both views) in, the oldest out.
+            queue = torch.cat([keys, queue])[: a.queue]
+        if a.method in ("byol", "moco"):
+            m = 1 - (1 - a.ema) * 0.5 * (1 + math.cos(math.pi * step / total))
             with torch.no_grad():
                 for pt, ps in zip(target.parameters(), nn.ModuleDict({"backbone": backbone, "proj": proj}).parameters()):
                     pt.mul_(m).add_(ps, alpha=1 - m)
