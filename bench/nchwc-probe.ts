@@ -16,6 +16,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
+import { medianMs } from '../train/engine/profile.js';
 import { encodeModel, type AttributeMsg, type ModelMsg, type NodeMsg, type TensorMsg } from '../core/onnx/onnx-proto.js';
 
 const { values: args } = parseArgs({ options: { threads: { type: 'string', default: '2' }, reps: { type: 'string', default: '10' } } });
@@ -78,17 +79,6 @@ function random(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1);
 }
 
-async function medianMs(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<number> {
-  await s.run(feeds);
-  const t: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await s.run(feeds);
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[Math.floor(reps / 2)];
-}
-
 function relErr(y: Float32Array, ref: Float32Array): number {
   let err = 0;
   let mag = 0;
@@ -120,7 +110,7 @@ for (const s of SHAPES) {
   };
   const plain = await session(convModel(s, null));
   const ref = (await plain.run(feeds)).Y.data as Float32Array;
-  const plainMs = await medianMs(plain, feeds);
+  const plainMs = await medianMs(() => plain.run(feeds), reps);
   await plain.release();
   // The block size: the first candidate whose result is the plain Conv's.
   const candidates: number[] = block ? [block] : [4, 8, 16, 32];
@@ -137,7 +127,7 @@ for (const s of SHAPES) {
     }
     if (block === null) console.log(`(MLAS NCHWc block size on this processor: ${b}, found by experiment)`);
     block = b;
-    const ms = await medianMs(blocked, feeds);
+    const ms = await medianMs(() => blocked.run(feeds), reps);
     await blocked.release();
     console.log(
       `| ${s.n}×${s.c}×${s.hw}² → ${s.o} | ${plainMs.toFixed(1)} ms | ${ms.toFixed(1)} ms | ${(plainMs / ms).toFixed(2)}× | ${err.toExponential(1)} |`,

@@ -23,6 +23,7 @@ import { preprocessImages } from '../core/preprocess.js';
 import { halfPrecisionWeights } from '../export/model-transforms.js';
 import { quantizeModel, type CalibrationMethod } from '../export/quantize.js';
 import { quantizeFile } from '../export/int8.js';
+import { medianMs } from '../train/engine/profile.js';
 
 const { values: args, positionals: models } = parseArgs({
   allowPositionals: true,
@@ -37,17 +38,6 @@ const { values: args, positionals: models } = parseArgs({
 if (!models.length) throw new Error('usage: npx tsx bench/quantize.ts MODEL.onnx [MODEL2.onnx …] [--calibrate DATA] [--accuracy DATA]');
 const threads = Number(args.threads);
 const repeats = Number(args.repeats);
-
-async function median(run: () => Promise<unknown>, n: number): Promise<number> {
-  await run();
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await run();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[Math.floor(n / 2)];
-}
 
 console.log(
   `bench/quantize: ${os.cpus()[0].model}, ${os.cpus().length} cores, onnxruntime-node ${ort.env.versions.common}, ${threads} threads`,
@@ -80,8 +70,8 @@ for (const file of models) {
   for (const [name, bytes] of forms) {
     const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
     const x = Float32Array.from({ length: 32 * per }, (_, i) => Math.sin(i * 0.0071) - 0.3 * Math.cos(i * 0.00031));
-    const t1 = await median(() => s.run({ [inputName]: new ort.Tensor('float32', x.subarray(0, per), [1, ...shape]) }), repeats * 4);
-    const t32 = await median(() => s.run({ [inputName]: new ort.Tensor('float32', x, [32, ...shape]) }), repeats);
+    const t1 = await medianMs(() => s.run({ [inputName]: new ort.Tensor('float32', x.subarray(0, per), [1, ...shape]) }), repeats * 4);
+    const t32 = await medianMs(() => s.run({ [inputName]: new ort.Tensor('float32', x, [32, ...shape]) }), repeats);
     await s.release();
     if (!base) base = t32;
     console.log(

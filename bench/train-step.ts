@@ -11,6 +11,9 @@
  * --photo adds the photo-sized steps of issue 31 after the 32-pixel rows (torchvision's ImageNet
  * ResNet-18 and ResNet-50, sslkit's tv-resnet18/50, at 96 and 224 pixels).
  *
+ * --nchwc adds, per row, the same step with its convolutions on onnxruntime's blocked kernels
+ * where each measures faster (train/engine/nchwc.ts; issue 37), timed right after the plain one.
+ *
  * --profile adds, per step, where its time goes: onnxruntime's profiler summed by operator type
  * (train/engine/profile.ts), from a separate profiled session (profiling slows the run it measures).
  */
@@ -20,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Program } from '../train/engine/program.js';
+import { nchwcBlockSize } from '../train/engine/nchwc.js';
 import { buildSimclrStep } from './simclr-step.js';
 import { tuneConvGrads } from '../train/engine/conv-grad-tuner.js';
 import { ConvGradPlanner } from '../train/engine/conv-grad.js';
@@ -34,6 +38,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     python: { type: 'string', multiple: true, default: ['/usr/bin/python3'] },
     photo: { type: 'boolean', default: false },
+    nchwc: { type: 'boolean', default: false },
   },
 });
 const threads = Number(args.threads);
@@ -41,12 +46,16 @@ const steps = Number(args.steps);
 // The process's peak so far: the convnet runs first, so ResNet-18's figure is its own (larger) peak.
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 
-async function sslkitStep(backbone: string, batch: number, size: number) {
+async function sslkitStep(backbone: string, batch: number, size: number, nchwcBlock: number | null = null) {
   const convGrads = new ConvGradPlanner();
   buildSimclrStep({ backbone, batch, channels: 3, size, convGrads });
   await tuneConvGrads(convGrads, { threads, log: (l) => console.error(`  ${l}`) });
   const { g, feeds, nParams } = buildSimclrStep({ backbone, batch, channels: 3, size, convGrads });
-  const prog = await Program.compile(g, { device: 'cpu', threads });
+  const prog = await Program.compile(g, {
+    device: 'cpu',
+    threads,
+    nchwc: nchwcBlock ? { block: nchwcBlock, tune: { threads } } : undefined,
+  });
   const times: number[] = [];
   for (let i = 0; i < steps + 2; i++) {
     const t = performance.now();
@@ -138,6 +147,14 @@ for (const [backbone, batch, size] of rows) {
     fastest > 0 ? `${(s.imgS / fastest).toFixed(2)}×` : 'n/a',
   ];
   console.log(`| ${row.join(' | ')} |`);
+  if (args.nchwc) {
+    const block = await nchwcBlockSize();
+    if (!block) console.log('  (NCHWc: no blocked kernels on this processor or build)');
+    else {
+      const b = await sslkitStep(backbone, batch, size, block);
+      console.log(`  NCHWc (block ${block}): ${spread(b.ms, b.min, b.max)}, ${(s.ms / b.ms).toFixed(2)}× the plain step`);
+    }
+  }
   if (s.profile) profiles.push(`\n## Where ${backbone}'s step goes (onnxruntime profiler, per step)\n\n${s.profile}`);
 }
 for (const p of profiles) console.log(p);

@@ -14,6 +14,7 @@ import { emaUpdate } from './engine/teacher.js';
 import { StatefulProgram, StateSpec } from './engine/stateful.js';
 import type { Feeds } from './engine/program.js';
 import { tuneConvGrads } from './engine/conv-grad-tuner.js';
+import { nchwcBlockSize } from './engine/nchwc.js';
 import { ConvGradPlanner } from './engine/conv-grad.js';
 import * as o from './engine/ops.js';
 import { makeBackbone } from './backbones/index.js';
@@ -99,11 +100,15 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
   let built = build();
   if (cfg.tuneConv && (await tuneConvGrads(convGrads, { threads: cfg.threads, log }))) built = build();
   const t0 = Date.now();
+  const block = cfg.nchwc && provider === 'cpu' ? await nchwcBlockSize() : null;
+  if (cfg.nchwc && !block)
+    log(`--nchwc: no blocked convolution kernels on ${provider === 'cpu' ? 'this processor' : provider}; plain ones`);
   const program = await StatefulProgram.compile(built.spec, {
     device: cfg.device,
     threads: cfg.threads,
     spinning: cfg.workers === 0,
     finiteOutputs: ['loss'],
+    nchwc: block ? { block, tune: cfg.tuneConv ? { threads: cfg.threads, log } : undefined } : undefined,
   });
   log(
     `step graph: ${built.g.liveNodes().length} nodes, ${built.trainable.length} trainable tensors, compiled in ${Date.now() - t0} ms on ${program.provider}`,

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Graph } from './graph.js';
 import { Program } from './program.js';
+import { medianMs } from './profile.js';
 import {
   CONV_GRAD_PLANS,
   convGradKey,
@@ -49,15 +50,11 @@ export async function timePlan(s: ConvGradShape, plan: ConvGradPlan, threads: nu
     x: Float32Array.from({ length: s.x.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)),
     dy: Float32Array.from({ length: s.dy.reduce((a, b) => a * b, 1) }, (_, i) => Math.cos(i)),
   };
-  await prog.run(feeds); // grows the arena
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await prog.run(feeds);
-    times.push(performance.now() - t);
+  try {
+    return await medianMs(() => prog.run(feeds), runs);
+  } finally {
+    await prog.release();
   }
-  await prog.release();
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
 /**

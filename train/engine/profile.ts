@@ -6,6 +6,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+/** The median wall time of `runs` calls of `run`, in ms, after one untimed call (it grows the memory arena). */
+export async function medianMs(run: () => Promise<unknown>, runs: number): Promise<number> {
+  await run();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await run();
+    times.push(performance.now() - t);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
+}
+
 export interface OpTime {
   op: string;
   /** Milliseconds per run, summed over every node of this type. */

@@ -7,6 +7,7 @@ import ort from 'onnxruntime-node';
 import { encodeModel, type DType, type ModelMsg } from '../../core/onnx/onnx-proto.js';
 import { createSession, type SessionOptions } from '../../core/runtime/session.js';
 import type { Graph, Tensor } from './graph.js';
+import { blockConvs, tuneNchwc } from './nchwc.js';
 
 export type HostArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 export type Feeds = Record<string, HostArray | number>;
@@ -20,6 +21,15 @@ const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   uint8: 'uint8',
 };
 
+/**
+ * Convolutions on onnxruntime's blocked kernels (nchwc.ts) with MLAS's block size: every one that
+ * qualifies, or with `tune` each where it measures faster than the plain kernel.
+ */
+export interface NchwcOptions {
+  block: number;
+  tune?: { threads: number; log?: (l: string) => void };
+}
+
 export class Program {
   private constructor(
     readonly session: ort.InferenceSession,
@@ -28,8 +38,13 @@ export class Program {
     readonly outputNames: string[],
   ) {}
 
-  static async compile(g: Graph, o: SessionOptions & { model?: ModelMsg } = {}): Promise<Program> {
-    const model = o.model ?? g.toModel();
+  static async compile(g: Graph, o: SessionOptions & { model?: ModelMsg; nchwc?: NchwcOptions } = {}): Promise<Program> {
+    let model = o.model ?? g.toModel();
+    if (o.nchwc) {
+      const dims = tensorDims(g);
+      const pick = o.nchwc.tune ? await tuneNchwc(model, dims, o.nchwc.block, o.nchwc.tune) : undefined;
+      model = blockConvs(model, dims, o.nchwc.block, pick);
+    }
     // Training graphs keep many large activations: no memory pattern (session.ts says why).
     const { session, provider } = await createSession(encodeModel(model), { memPattern: false, ...o });
     const inputs = new Map(g.usedInputs().map((t) => [t.name, t]));
@@ -73,6 +88,20 @@ export class Program {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Every tensor's dims by name: the graph's inputs and each live node's inputs and outputs. */
+function tensorDims(g: Graph): Map<string, number[]> {
+  const dims = new Map<string, number[]>();
+  const add = (t: Tensor | null) => {
+    if (t && t.shape.every((d) => typeof d === 'number')) dims.set(t.name, t.dims);
+  };
+  g.inputs.forEach(add);
+  for (const n of g.liveNodes()) {
+    n.inputs.forEach(add);
+    n.outputs.forEach(add);
+  }
+  return dims;
 }
 
 function scalarArray(dtype: DType, v: number): HostArray {

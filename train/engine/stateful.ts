@@ -7,7 +7,7 @@
  */
 import type { SessionOptions } from '../../core/runtime/session.js';
 import type { Graph, Tensor } from './graph.js';
-import { Program, type Feeds, type HostArray } from './program.js';
+import { Program, type Feeds, type HostArray, type NchwcOptions } from './program.js';
 import { isOptimizerSlot, type UpdateGraph } from './optim.js';
 
 export type State = Map<string, Float32Array>;
@@ -105,7 +105,10 @@ export class StatefulProgram {
   }
 
   /** Compiles the spec's graph; a step commits its state only when `finiteOutputs` (e.g. the loss) and every next value are finite. */
-  static async compile(spec: StateSpec, o: SessionOptions & { finiteOutputs?: string[] } = {}): Promise<StatefulProgram> {
+  static async compile(
+    spec: StateSpec,
+    o: SessionOptions & { finiteOutputs?: string[]; nchwc?: NchwcOptions } = {},
+  ): Promise<StatefulProgram> {
     const { finiteOutputs = [], ...session } = o;
     return new StatefulProgram(await Program.compile(spec.g, session), spec, finiteOutputs);
   }
