@@ -92,8 +92,9 @@ export async function buildStep(cfg: ResolvedConfig, log: (l: string) => void): 
       if (base === undefined) throw new TypeError(`method '${method.name}' builds an EMA teacher but gives no teacherMomentum`);
       const ema = emaUpdate(g, upd.params);
       for (const [name, next] of ema.next) spec.carry(name, next);
-      momentum = (step) => teacherMomentum(step, r.totalSteps, base);
-      spec.feed((step) => ema.feeds(momentum!(step)));
+      const m = (step: number) => teacherMomentum(step, r.totalSteps, base);
+      spec.feed((step) => ema.feeds(m(step)));
+      momentum = m;
     }
     return { g, trainable, spec, views, momentum };
   };

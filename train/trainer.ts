@@ -76,11 +76,7 @@ async function runTraining(
     | { runDir: string; resumed: ResolvedConfig; savedEpochs: number; input?: undefined },
   hooks: TrainHooks,
 ): Promise<TrainResult> {
-  const log =
-    hooks.log ??
-    ((l: string) =>
-      process.stderr.write(`${l}
-`));
+  const log = hooks.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const { runDir, resumed } = run;
   const data = resumed ?? run.input;
   // A run that starts from an ONNX encoder trains at its input size, channels and normalisation.
