@@ -28,7 +28,7 @@ const attr = (n: NodeMsg, name: string) => n.attribute?.find((a) => a.name === n
 export type ConvPick = (key: string) => boolean;
 
 /** A convolution's identity for measuring and caching: input dims, weight dims, strides, pads, dilations. */
-export function convKey(n: NodeMsg, x: number[], w: number[]): string {
+function convKey(n: NodeMsg, x: number[], w: number[]): string {
   const list = (name: string) => (attr(n, name)?.ints ?? []).map(Number).join(',');
   return `x${x.join('x')}_w${w.join('x')}_s${list('strides')}_p${list('pads')}_d${list('dilations')}${n.input[2] ? '_b' : ''}`;
 }
